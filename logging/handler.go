@@ -1,0 +1,375 @@
+package logging
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// HandlerOptions configures a JSONHandler. The zero value, like a nil
+// *HandlerOptions, means: level INFO, no source, the default secret keys.
+type HandlerOptions struct {
+	// Level is the minimum level written; nil means slog.LevelInfo. A
+	// *slog.LevelVar changes it while the program runs.
+	Level slog.Leveler
+	// AddSource adds a "source" field, file:line of the logging call.
+	AddSource bool
+	// RedactKeys are attribute keys to hide besides DefaultSecretKeys
+	// (the LOG_REDACT_KEYS variable).
+	RedactKeys []string
+}
+
+// JSONHandler is a slog.Handler that writes botfleet's JSON records, one
+// object per line: timestamp, levelname, logger, message, the context fields
+// (service, worker_id, job_id, hostname, container_id, deployment_env,
+// region) when bound, source when enabled, then the record's own attributes
+// with groups as nested objects. Secrets are masked (see Redactor).
+//
+// Bound attributes, whether bound with Handler.WithAttrs, Bind or With, are
+// encoded once and reused; a record is one Write to the underlying writer.
+// A JSONHandler and the handlers derived from it are safe for concurrent use
+// and share one lock around the writer.
+type JSONHandler struct {
+	c      *core
+	slots  [numSlots + 1][]byte // context fields bound with WithAttrs, encoded
+	pre    []byte               // other attributes bound with WithAttrs, encoded
+	groups []string             // groups opened by WithGroup
+	nOpen  int                  // how many of groups pre has opened
+}
+
+// core is what a handler and its derivatives share.
+type core struct {
+	mu        sync.Mutex
+	w         io.Writer
+	level     slog.Leveler
+	addSource bool
+	red       *Redactor
+	keys      [256]atomic.Pointer[keyEntry]
+}
+
+// keyEntry is an attribute key encoded once: attribute keys are nearly
+// always constants, so checking and escaping each on every record is waste.
+type keyEntry struct {
+	key    string
+	enc    []byte // "key":
+	secret bool
+}
+
+// keyInfo returns key's entry from the core's small direct-mapped cache,
+// making it on a miss. Entries are compared by content, so a key built at
+// run time is never mistaken for another.
+func (c *core) keyInfo(key string) *keyEntry {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	slot := &c.keys[h%uint32(len(c.keys))]
+	if e := slot.Load(); e != nil && e.key == key {
+		return e
+	}
+	e := &keyEntry{key: strings.Clone(key), secret: c.red.SecretKey(key)}
+	e.enc = append(appendString(nil, key), ':')
+	slot.Store(e)
+	return e
+}
+
+// NewJSONHandler returns a handler that writes to w; nil opts means the defaults.
+func NewJSONHandler(w io.Writer, opts *HandlerOptions) *JSONHandler {
+	if opts == nil {
+		opts = &HandlerOptions{}
+	}
+	level := opts.Level
+	if level == nil {
+		level = slog.LevelInfo
+	}
+	return &JSONHandler{c: &core{w: w, level: level, addSource: opts.AddSource, red: NewRedactor(opts.RedactKeys)}}
+}
+
+// Enabled reports whether records at level l are written.
+func (h *JSONHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= h.c.level.Level()
+}
+
+// WithAttrs returns a handler whose records carry attrs, encoded now, once.
+func (h *JSONHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	h2 := *h
+	h2.groups = h.groups[:len(h.groups):len(h.groups)]
+	// A leading sentinel byte makes appendKey put a comma before the
+	// first attribute, since pre always follows other fields.
+	buf := append(make([]byte, 0, len(h.pre)+64), 'x')
+	buf = append(buf, h.pre...)
+	if len(h.groups) == 0 {
+		rest := attrs[:0:0]
+		for _, a := range attrs {
+			if i := slotOf(a.Key); i >= 0 {
+				h2.slots[i] = h.c.appendSlot(nil, i, a.Value.Resolve())
+				continue
+			}
+			rest = append(rest, a)
+		}
+		attrs = rest
+	}
+	// Open the groups not yet opened, and keep them open only if an
+	// attribute was written into them.
+	mark := len(buf)
+	for _, g := range h.groups[h.nOpen:] {
+		buf = appendOpenGroup(buf, g)
+	}
+	opened := len(buf)
+	for _, a := range attrs {
+		buf = h.c.appendAttr(buf, a)
+	}
+	if len(buf) == opened {
+		buf = buf[:mark]
+	} else {
+		h2.nOpen = len(h.groups)
+	}
+	h2.pre = buf[1:]
+	return &h2
+}
+
+// WithGroup returns a handler that nests later attributes under name.
+func (h *JSONHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.groups = append(h.groups[:len(h.groups):len(h.groups)], name)
+	return &h2
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// Handle writes r as one JSON line.
+func (h *JSONHandler) Handle(ctx context.Context, r slog.Record) error {
+	bp := bufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	buf = append(buf, '{')
+	if !r.Time.IsZero() {
+		buf = append(buf, `"timestamp":"`...)
+		buf = appendTime(buf, r.Time)
+		buf = append(buf, `",`...)
+	}
+	buf = append(buf, levelFields[levelIndex(r.Level)]...)
+
+	global := h.c.encoded(globalBinding.Load())
+	var local *encodedBinding
+	if ctx != nil {
+		if b, ok := ctx.Value(ctxKey{}).(*binding); ok {
+			local = h.c.encoded(b)
+		}
+	}
+	buf = h.appendSlotFrom(buf, numSlots, global, local)
+	buf = append(buf, `,"message":`...)
+	buf = appendString(buf, redactValue(r.Message))
+	for i := 0; i < numSlots; i++ {
+		buf = h.appendSlotFrom(buf, i, global, local)
+	}
+	if h.c.addSource && r.PC != 0 {
+		buf = appendSource(buf, r.PC)
+	}
+	buf = append(buf, global.extra...)
+	if local != nil {
+		buf = append(buf, local.extra...)
+	}
+	buf = append(buf, h.pre...)
+
+	if r.NumAttrs() > 0 {
+		mark := len(buf)
+		for _, g := range h.groups[h.nOpen:] {
+			buf = appendOpenGroup(buf, g)
+		}
+		opened := len(buf)
+		r.Attrs(func(a slog.Attr) bool {
+			buf = h.c.appendAttr(buf, a)
+			return true
+		})
+		if len(buf) == opened {
+			buf = buf[:mark]
+		} else {
+			for range h.groups[h.nOpen:] {
+				buf = append(buf, '}')
+			}
+		}
+	}
+	for range h.nOpen {
+		buf = append(buf, '}')
+	}
+	buf = append(buf, '}', '\n')
+
+	h.c.mu.Lock()
+	_, err := h.c.w.Write(buf)
+	h.c.mu.Unlock()
+
+	if cap(buf) <= 64<<10 { // do not let one huge record pin memory
+		*bp = buf
+		bufPool.Put(bp)
+	}
+	return err
+}
+
+// appendSlotFrom appends context slot i from the most specific place that
+// binds it: the context, then this handler, then the process.
+func (h *JSONHandler) appendSlotFrom(buf []byte, i int, global, local *encodedBinding) []byte {
+	switch {
+	case local != nil && local.slots[i] != nil:
+		return append(buf, local.slots[i]...)
+	case h.slots[i] != nil:
+		return append(buf, h.slots[i]...)
+	default:
+		return append(buf, global.slots[i]...)
+	}
+}
+
+// levelFields holds the encoded levelname field for each level name.
+var levelFields = [5]string{
+	`"levelname":"DEBUG"`, `"levelname":"INFO"`, `"levelname":"WARNING"`,
+	`"levelname":"ERROR"`, `"levelname":"CRITICAL"`,
+}
+
+func levelIndex(l slog.Level) int {
+	switch {
+	case l < slog.LevelInfo:
+		return 0
+	case l < slog.LevelWarn:
+		return 1
+	case l < slog.LevelError:
+		return 2
+	case l < LevelCritical:
+		return 3
+	default:
+		return 4
+	}
+}
+
+// encodedBinding is a binding encoded by one core.
+type encodedBinding struct {
+	c     *core
+	slots [numSlots + 1][]byte
+	extra []byte
+}
+
+// encoded returns b's encoding for c, from b's cache when c made it.
+func (c *core) encoded(b *binding) *encodedBinding {
+	if e := b.cache.Load(); e != nil && e.c == c {
+		return e
+	}
+	e := &encodedBinding{c: c}
+	for i := range b.slots {
+		if b.set[i] {
+			e.slots[i] = c.appendSlot(nil, i, b.slots[i].Resolve())
+		}
+	}
+	buf := []byte{'{'} // so the first attribute gets no comma, then dropped
+	for _, a := range b.extra {
+		buf = c.appendAttr(buf, a)
+	}
+	if len(buf) > 1 {
+		e.extra = append([]byte{','}, buf[1:]...)
+	}
+	b.cache.Store(e)
+	return e
+}
+
+// appendSlot encodes context slot i, with its leading comma.
+func (c *core) appendSlot(buf []byte, i int, v slog.Value) []byte {
+	key := KeyLogger
+	if i < numSlots {
+		key = contextKeys[i]
+	}
+	buf = append(buf, ',', '"')
+	buf = append(buf, key...)
+	buf = append(buf, '"', ':')
+	if v.Kind() == slog.KindGroup {
+		return appendString(buf, v.String())
+	}
+	return appendValue(buf, v)
+}
+
+// appendAttr appends one attribute, with a comma before it unless it opens
+// an object. Empty attributes and empty groups leave buf as it was.
+func (c *core) appendAttr(buf []byte, a slog.Attr) []byte {
+	a.Value = a.Value.Resolve()
+	if a.Key == "" && a.Value.Kind() == slog.KindAny && a.Value.Any() == nil {
+		return buf
+	}
+	if a.Value.Kind() == slog.KindGroup {
+		attrs := a.Value.Group()
+		if len(attrs) == 0 {
+			return buf
+		}
+		if a.Key == "" { // an inline group
+			for _, ga := range attrs {
+				buf = c.appendAttr(buf, ga)
+			}
+			return buf
+		}
+		mark := len(buf)
+		k := c.keyInfo(a.Key)
+		buf = appendKeyEnc(buf, k.enc)
+		if k.secret {
+			return appendString(buf, Redacted)
+		}
+		buf = append(buf, '{')
+		opened := len(buf)
+		for _, ga := range attrs {
+			buf = c.appendAttr(buf, ga)
+		}
+		if len(buf) == opened {
+			return buf[:mark]
+		}
+		return append(buf, '}')
+	}
+	k := c.keyInfo(a.Key)
+	buf = appendKeyEnc(buf, k.enc)
+	if k.secret {
+		return appendString(buf, Redacted)
+	}
+	return appendValue(buf, a.Value)
+}
+
+// appendKeyEnc appends an encoded key, with a comma before it unless it
+// opens an object.
+func appendKeyEnc(buf, enc []byte) []byte {
+	if n := len(buf); n > 0 && buf[n-1] != '{' {
+		buf = append(buf, ',')
+	}
+	return append(buf, enc...)
+}
+
+func appendKey(buf []byte, key string) []byte {
+	if n := len(buf); n > 0 && buf[n-1] != '{' {
+		buf = append(buf, ',')
+	}
+	buf = appendString(buf, key)
+	return append(buf, ':')
+}
+
+func appendOpenGroup(buf []byte, name string) []byte {
+	buf = appendKey(buf, name)
+	return append(buf, '{')
+}
+
+// appendSource appends "source":"dir/file.go:line" for the call at pc.
+func appendSource(buf []byte, pc uintptr) []byte {
+	fs := runtime.CallersFrames([]uintptr{pc})
+	f, _ := fs.Next()
+	if f.File == "" {
+		return buf
+	}
+	file := filepath.Join(filepath.Base(filepath.Dir(f.File)), filepath.Base(f.File))
+	buf = append(buf, `,"source":"`...)
+	buf = appendEscaped(buf, file)
+	buf = append(buf, ':')
+	buf = strconv.AppendInt(buf, int64(f.Line), 10)
+	return append(buf, '"')
+}
