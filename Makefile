@@ -1,0 +1,46 @@
+# botfleet's build and test entry points. `make test` is what CI runs
+# (.ci/run); it installs the real servers the integration tests start.
+
+GO       ?= go
+PKGS     ?= ./...
+
+.PHONY: test deps vet unit build bench fuzz clean
+
+test: deps vet unit
+
+# deps installs the test programs when they are missing (as root, on
+# Debian); elsewhere it says what to install.
+deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "missing test programs:$$missing (install them: sudo apt-get install$$missing)"; exit 1; \
+		fi; \
+	fi
+
+vet:
+	test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -race -timeout 12m $(PKGS)
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/botfleet ./cmd/botfleet
+
+# bench runs the comparisons recorded in docs/performance.md.
+bench:
+	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzJSONHandler -fuzztime 30s ./logging
+
+clean:
+	rm -rf bin logs
