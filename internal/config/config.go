@@ -52,13 +52,21 @@ type Worker struct {
 	HeartbeatTTL      time.Duration // HEARTBEAT_TTL in seconds, default 3 x interval
 	StreamMaxLen      int64         // HEARTBEAT_STREAM_MAXLEN, default 10000
 	Concurrency       int           // WORKER_CONCURRENCY, default 1
+	Jobs
+}
+
+// Jobs is the job queue's configuration, shared by the bot and workers.
+type Jobs struct {
 	Queue             string        // JOB_QUEUE, default "default"
+	MaxAttempts       int           // JOB_MAX_ATTEMPTS, default 3: runs of a failing job before it is dead-lettered
+	RetryBackoff      time.Duration // JOB_RETRY_BACKOFF in seconds, default 1, doubling per attempt
+	VisibilityTimeout time.Duration // JOB_VISIBILITY_TIMEOUT in seconds, default 30: a dead worker's job is taken over after this
 }
 
 // Bot is the configuration of `botfleet bot`.
 type Bot struct {
 	Process
-	Queue string // JOB_QUEUE, default "default"
+	Jobs
 }
 
 // loader accumulates errors so that one run reports every bad variable.
@@ -173,7 +181,7 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 	}
 	w.StreamMaxLen = int64(l.int("HEARTBEAT_STREAM_MAXLEN", 10000, 1, 1<<31-1))
 	w.Concurrency = l.int("WORKER_CONCURRENCY", 1, 1, 1024)
-	w.Queue = l.queue()
+	w.Jobs = l.jobs()
 	return w, errors.Join(l.errs...)
 }
 
@@ -181,11 +189,20 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 func LoadBot(getenv func(string) string) (Bot, error) {
 	l := &loader{getenv: orEnv(getenv)}
 	b := Bot{Process: l.process()}
-	b.Queue = l.queue()
+	b.Jobs = l.jobs()
 	return b, errors.Join(l.errs...)
 }
 
 var queuePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func (l *loader) jobs() Jobs {
+	return Jobs{
+		Queue:             l.queue(),
+		MaxAttempts:       l.int("JOB_MAX_ATTEMPTS", 3, 1, 100),
+		RetryBackoff:      l.seconds("JOB_RETRY_BACKOFF", time.Second, 0),
+		VisibilityTimeout: l.seconds("JOB_VISIBILITY_TIMEOUT", 30*time.Second, time.Second),
+	}
+}
 
 func (l *loader) queue() string {
 	q := l.str("JOB_QUEUE", "default")

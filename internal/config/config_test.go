@@ -18,7 +18,7 @@ func TestLoadWorker(t *testing.T) {
 		{name: "defaults", check: func(t *testing.T, w Worker) {
 			if w.RedisURL != DefaultRedisURL || w.Redis.Addr != "localhost:6379" || w.MetricsAddr != ":9200" ||
 				w.HeartbeatInterval != 30*time.Second || w.HeartbeatTTL != 90*time.Second || w.StreamMaxLen != 10000 ||
-				w.Concurrency != 1 || w.Queue != "default" || w.ShutdownGrace != 30*time.Second || !strings.HasPrefix(w.ID, "worker-") {
+				w.Concurrency != 1 || w.Queue != "default" || w.MaxAttempts != 3 || w.RetryBackoff != time.Second || w.VisibilityTimeout != 30*time.Second || w.ShutdownGrace != 30*time.Second || !strings.HasPrefix(w.ID, "worker-") {
 				t.Errorf("got %+v", w)
 			}
 		}},
@@ -42,9 +42,9 @@ func TestLoadWorker(t *testing.T) {
 			}},
 		{name: "every bad value named", env: map[string]string{
 			"METRICS_PORT": "http", "HEARTBEAT_INTERVAL": "soon", "HEARTBEAT_STREAM_MAXLEN": "-1",
-			"WORKER_ID": "worker 1", "WORKER_CONCURRENCY": "0", "METRICS_ADVERTISE_URL": "ftp://x", "JOB_QUEUE": "a b"},
+			"WORKER_ID": "worker 1", "WORKER_CONCURRENCY": "0", "METRICS_ADVERTISE_URL": "ftp://x", "JOB_QUEUE": "a b", "JOB_VISIBILITY_TIMEOUT": "0.1"},
 			wantErr: []string{`METRICS_PORT="http"`, `HEARTBEAT_INTERVAL="soon"`, `HEARTBEAT_STREAM_MAXLEN="-1"`, `WORKER_ID="worker 1"`,
-				`WORKER_CONCURRENCY="0"`, `METRICS_ADVERTISE_URL="ftp://x"`, `JOB_QUEUE="a b"`}},
+				`WORKER_CONCURRENCY="0"`, `METRICS_ADVERTISE_URL="ftp://x"`, `JOB_QUEUE="a b"`, `JOB_VISIBILITY_TIMEOUT="0.1"`}},
 		{name: "TTL not above interval", env: map[string]string{"HEARTBEAT_INTERVAL": "10", "HEARTBEAT_TTL": "5"},
 			wantErr: []string{`HEARTBEAT_TTL="5": want more seconds than HEARTBEAT_INTERVAL (10)`}},
 		{name: "bad Redis URL keeps its password out of the error", env: map[string]string{"REDIS_URL": "mysql://:hunter2@db:3306"},
