@@ -1,0 +1,333 @@
+package heartbeat
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/botfleet/botfleet/monitoring"
+)
+
+// The Redis keys. Their names are a contract with the readers of the fleet
+// and with workers written in other languages (docs/wire-format.md).
+const (
+	// KeyPrefix followed by a worker id names the worker's latest status: a
+	// hash of the Fields, with a TTL, so a worker that dies without saying
+	// goodbye disappears by itself.
+	KeyPrefix = "worker:heartbeat:"
+	// IndexKey is a sorted set of worker ids scored by the Unix seconds of
+	// their last beat, so readers list the fleet without SCAN.
+	IndexKey = "worker:index"
+	// StreamKey is a stream holding every beat's fields, trimmed with
+	// MAXLEN ~ so the time series stays bounded.
+	StreamKey = "worker:status"
+)
+
+// The hash and stream field names, in the order a beat writes them.
+const (
+	fieldWorkerID      = "worker_id"
+	fieldState         = "state"
+	fieldTimestamp     = "timestamp"
+	fieldInterval      = "interval"
+	fieldService       = "service"
+	fieldHostname      = "hostname"
+	fieldContainerID   = "container_id"
+	fieldDeploymentEnv = "deployment_env"
+	fieldRegion        = "region"
+	fieldVersion       = "version"
+	fieldStartedAt     = "started_at"
+	fieldJobsProcessed = "jobs_processed"
+	fieldJobsFailed    = "jobs_failed"
+	fieldCurrentJob    = "current_job"
+	fieldMetricsURL    = "metrics_url"
+	fieldResources     = "resources"
+	fieldSystem        = "system"
+)
+
+// numFields is how many fields a beat writes.
+const numFields = 17
+
+// Status is one beat: what a worker says about itself. Fields encodes it for
+// Redis and Decode reads it back.
+type Status struct {
+	WorkerID      string
+	State         string // a monitoring.State name: STARTING, IDLE, BUSY, STOPPING, STOPPED
+	Service       string
+	Hostname      string
+	ContainerID   string
+	DeploymentEnv string
+	Region        string
+	Version       string
+	Timestamp     time.Time // when the beat was written
+	StartedAt     time.Time // when the worker started; zero when unknown
+	Interval      time.Duration
+	JobsProcessed uint64
+	JobsFailed    uint64
+	// CurrentJob holds the ids of the running jobs, comma-separated when
+	// several run at once; "" when idle.
+	CurrentJob string
+	// MetricsURL is where this worker's /metrics can be scraped (service
+	// discovery).
+	MetricsURL string
+	Resources  monitoring.Resources
+	System     monitoring.System
+}
+
+// Fields returns the hash fields of s, all strings: times in Unix seconds
+// with a millisecond fraction, the interval in seconds, resources and system
+// as JSON objects.
+func (s Status) Fields() map[string]string {
+	kv := s.appendArgs(make([]any, 0, 2*numFields))
+	m := make(map[string]string, numFields)
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1].(string)
+	}
+	return m
+}
+
+// appendArgs appends the fields of s as alternating names and values, in a
+// fixed order, ready for HSET and XADD.
+func (s Status) appendArgs(dst []any) []any {
+	return append(dst,
+		fieldWorkerID, s.WorkerID,
+		fieldState, s.State,
+		fieldTimestamp, formatUnix(s.Timestamp),
+		fieldInterval, formatSeconds(s.Interval),
+		fieldService, s.Service,
+		fieldHostname, s.Hostname,
+		fieldContainerID, s.ContainerID,
+		fieldDeploymentEnv, s.DeploymentEnv,
+		fieldRegion, s.Region,
+		fieldVersion, s.Version,
+		fieldStartedAt, formatUnix(s.StartedAt),
+		fieldJobsProcessed, strconv.FormatUint(s.JobsProcessed, 10),
+		fieldJobsFailed, strconv.FormatUint(s.JobsFailed, 10),
+		fieldCurrentJob, s.CurrentJob,
+		fieldMetricsURL, s.MetricsURL,
+		fieldResources, mustJSON(s.Resources),
+		fieldSystem, mustJSON(s.System),
+	)
+}
+
+// mustJSON encodes a struct of plain fields, which cannot fail but for a
+// NaN or infinite float; those are written as the empty object rather than
+// losing the whole beat.
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
+}
+
+// formatUnix writes t as Unix seconds with a millisecond fraction,
+// "1688851200.123"; the zero time is "".
+func formatUnix(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	// Exact to the millisecond: float64 holds Unix milliseconds up to 2^53.
+	return strconv.FormatFloat(float64(t.UnixMilli())/1e3, 'f', 3, 64)
+}
+
+// formatSeconds writes d in seconds, "30" or "1.5".
+func formatSeconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+}
+
+// FieldError reports a malformed field of a heartbeat entry.
+type FieldError struct {
+	Field  string // the field's name, "timestamp"
+	Reason string // what is wrong with it
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("heartbeat: field %q: %s", e.Field, e.Reason)
+}
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// maxSeconds bounds the numbers read as seconds, so that converting them
+// to a time.Duration or time.Time cannot overflow.
+const maxSeconds = 1 << 33 // about year 2242
+
+// Decode reads a heartbeat hash or stream entry back into a Status. It
+// requires worker_id, a known state, timestamp and a positive interval, and
+// checks the form of every other field that is present and not empty;
+// unknown fields are ignored, so newer writers can add some. The error, a
+// *FieldError, names the first field found wrong.
+func Decode(fields map[string]string) (Status, error) {
+	s := Status{
+		WorkerID:      fields[fieldWorkerID],
+		Service:       fields[fieldService],
+		Hostname:      fields[fieldHostname],
+		ContainerID:   fields[fieldContainerID],
+		DeploymentEnv: fields[fieldDeploymentEnv],
+		Region:        fields[fieldRegion],
+		Version:       fields[fieldVersion],
+		CurrentJob:    fields[fieldCurrentJob],
+		MetricsURL:    fields[fieldMetricsURL],
+	}
+	if s.WorkerID == "" {
+		return Status{}, fieldErr(fieldWorkerID, "missing")
+	}
+	state, err := decodeState(fields)
+	if err != nil {
+		return Status{}, err
+	}
+	s.State = state
+	if s.Timestamp, err = decodeTime(fields, fieldTimestamp, true); err != nil {
+		return Status{}, err
+	}
+	if s.Interval, err = decodeInterval(fields); err != nil {
+		return Status{}, err
+	}
+	if s.StartedAt, err = decodeTime(fields, fieldStartedAt, false); err != nil {
+		return Status{}, err
+	}
+	if s.JobsProcessed, err = decodeCount(fields, fieldJobsProcessed); err != nil {
+		return Status{}, err
+	}
+	if s.JobsFailed, err = decodeCount(fields, fieldJobsFailed); err != nil {
+		return Status{}, err
+	}
+	if err := decodeObject(fields, fieldResources, &s.Resources); err != nil {
+		return Status{}, err
+	}
+	if err := decodeObject(fields, fieldSystem, &s.System); err != nil {
+		return Status{}, err
+	}
+	return s, nil
+}
+
+func decodeState(fields map[string]string) (string, error) {
+	v, ok := fields[fieldState]
+	if !ok || v == "" {
+		return "", fieldErr(fieldState, "missing")
+	}
+	st, err := monitoring.ParseState(v)
+	if err != nil {
+		return "", fieldErr(fieldState, "%q is not a known state: want one of STARTING, IDLE, BUSY, STOPPING, STOPPED", v)
+	}
+	return st.String(), nil
+}
+
+// decodeTime reads Unix seconds; an empty optional field is the zero time.
+func decodeTime(fields map[string]string, name string, required bool) (time.Time, error) {
+	v := fields[name]
+	if v == "" {
+		if required {
+			return time.Time{}, fieldErr(name, "missing")
+		}
+		return time.Time{}, nil
+	}
+	t, err := parseUnix(v)
+	if err != nil {
+		return time.Time{}, fieldErr(name, "%q is not Unix seconds: %v", v, err)
+	}
+	return t, nil
+}
+
+// parseUnix reads non-negative Unix seconds, "1688851200", "1688851200.123"
+// or any float form. The plain decimal form is read exactly, to the
+// nanosecond, whatever the number of digits.
+func parseUnix(v string) (time.Time, error) {
+	intPart, frac, hasFrac := strings.Cut(v, ".")
+	if sec, err := strconv.ParseUint(intPart, 10, 64); err == nil && sec <= maxSeconds && (!hasFrac || allDigits(frac)) {
+		var nsec int64
+		for i, c := range []byte(frac) {
+			if i == 9 {
+				break
+			}
+			nsec += int64(c-'0') * pow10[8-i]
+		}
+		return time.Unix(int64(sec), nsec).UTC(), nil
+	}
+	f, err := parseSeconds(v)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(0, 0).Add(time.Duration(f * 1e9)).UTC(), nil
+}
+
+var pow10 = [9]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseSeconds reads a finite, non-negative number of seconds.
+func parseSeconds(v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	switch {
+	case err != nil:
+		return 0, errors.New("not a number")
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		return 0, errors.New("not a finite number")
+	case f < 0:
+		return 0, errors.New("negative")
+	case f > maxSeconds:
+		return 0, errors.New("too large")
+	}
+	return f, nil
+}
+
+func decodeInterval(fields map[string]string) (time.Duration, error) {
+	v := fields[fieldInterval]
+	if v == "" {
+		return 0, fieldErr(fieldInterval, "missing")
+	}
+	f, err := parseSeconds(v)
+	if err != nil {
+		return 0, fieldErr(fieldInterval, "%q is not a number of seconds: %v", v, err)
+	}
+	d := time.Duration(f * float64(time.Second))
+	if d <= 0 {
+		return 0, fieldErr(fieldInterval, "%q: want more than 0 seconds", v)
+	}
+	return d, nil
+}
+
+func decodeCount(fields map[string]string, name string) (uint64, error) {
+	v := fields[name]
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fieldErr(name, "%q is not a non-negative integer", v)
+	}
+	return n, nil
+}
+
+// decodeObject reads a JSON object into dst; unknown members are ignored,
+// as unknown fields are.
+func decodeObject(fields map[string]string, name string, dst any) error {
+	v := fields[name]
+	if v == "" {
+		return nil
+	}
+	trimmed := bytes.TrimSpace([]byte(v))
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return fieldErr(name, "%.40q is not a JSON object", v)
+	}
+	if err := json.Unmarshal(trimmed, dst); err != nil {
+		return fieldErr(name, "not the JSON object expected: %v", err)
+	}
+	return nil
+}
