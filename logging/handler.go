@@ -38,6 +38,7 @@ type HandlerOptions struct {
 type JSONHandler struct {
 	c      *core
 	slots  [numSlots + 1][]byte // context fields bound with WithAttrs, encoded
+	merged *mergedCache         // slots merged with the process-wide ones
 	pre    []byte               // other attributes bound with WithAttrs, encoded
 	groups []string             // groups opened by WithGroup
 	nOpen  int                  // how many of groups pre has opened
@@ -57,26 +58,76 @@ type core struct {
 // always constants, so checking and escaping each on every record is waste.
 type keyEntry struct {
 	key    string
+	word   uint64 // keyWord(key)
 	enc    []byte // "key":
 	secret bool
 }
 
-// keyInfo returns key's entry from the core's small direct-mapped cache,
-// making it on a miss. Entries are compared by content, so a key built at
-// run time is never mistaken for another.
+// is reports whether e is the entry for key, whose keyWord is w. A key of
+// eight bytes or fewer is all in its word, so it takes no string compare.
+func (e *keyEntry) is(key string, w uint64) bool {
+	return e != nil && e.word == w && len(e.key) == len(key) && (len(key) <= 8 || e.key == key)
+}
+
+// keyInfo returns key's entry from the core's small cache, making it on a
+// miss. The cache is two-way set associative, so two hot keys that hash
+// alike do not evict each other on every record. Entries are compared by
+// content, so a key built at run time is never mistaken for another.
 func (c *core) keyInfo(key string) *keyEntry {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint32(key[i])) * 16777619
+	w := keyWord(key)
+	set := keyHash(key, w) % uint32(len(c.keys)) &^ 1
+	a, b := &c.keys[set], &c.keys[set+1]
+	ea := a.Load()
+	if ea.is(key, w) {
+		return ea
 	}
-	slot := &c.keys[h%uint32(len(c.keys))]
-	if e := slot.Load(); e != nil && e.key == key {
-		return e
+	eb := b.Load()
+	if eb.is(key, w) {
+		return eb
 	}
-	e := &keyEntry{key: strings.Clone(key), secret: c.red.SecretKey(key)}
+	e := &keyEntry{key: strings.Clone(key), word: w, secret: c.red.SecretKey(key)}
 	e.enc = append(appendString(nil, key), ':')
-	slot.Store(e)
+	switch {
+	case ea == nil:
+		a.Store(e)
+	case eb == nil:
+		b.Store(e)
+	default: // the newest entry in the first way, the one it displaces in the second
+		b.Store(ea)
+		a.Store(e)
+	}
 	return e
+}
+
+// keyWord packs a key's first eight bytes into a word; a shorter key's
+// bytes, with its length, determine it exactly.
+func keyWord(key string) uint64 {
+	switch n := len(key); {
+	case n >= 8:
+		return load64(key[:8])
+	case n >= 4:
+		return uint64(load32(key[:4])) | uint64(load32(key[n-4:]))<<32
+	default:
+		var x uint64
+		for i := 0; i < n; i++ {
+			x |= uint64(key[i]) << (8 * i)
+		}
+		return x
+	}
+}
+
+// keyHash hashes key, whose keyWord is w, a word at a time: attribute keys
+// are short, and a hash that reads them a byte at a time costs more than the
+// rest of the lookup.
+func keyHash(key string, w uint64) uint32 {
+	const m = 0x9E3779B97F4A7C15 // 2^64 / golden ratio
+	h := (uint64(len(key))*m ^ w) * m
+	for i := 8; i < len(key); i += 8 {
+		j := min(i, len(key)-8) // the last word overlaps the one before
+		h ^= h >> 29
+		h = (h ^ load64(key[j:j+8])) * m
+	}
+	return uint32(h >> 32)
 }
 
 // NewJSONHandler returns a handler that writes to w; nil opts means the defaults.
@@ -88,7 +139,10 @@ func NewJSONHandler(w io.Writer, opts *HandlerOptions) *JSONHandler {
 	if level == nil {
 		level = slog.LevelInfo
 	}
-	return &JSONHandler{c: &core{w: w, level: level, addSource: opts.AddSource, red: NewRedactor(opts.RedactKeys)}}
+	return &JSONHandler{
+		c:      &core{w: w, level: level, addSource: opts.AddSource, red: NewRedactor(opts.RedactKeys)},
+		merged: new(mergedCache),
+	}
 }
 
 // Enabled reports whether records at level l are written.
@@ -112,6 +166,7 @@ func (h *JSONHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 		for _, a := range attrs {
 			if i := slotOf(a.Key); i >= 0 {
 				h2.slots[i] = h.c.appendSlot(nil, i, a.Value.Resolve())
+				h2.merged = nil
 				continue
 			}
 			rest = append(rest, a)
@@ -134,6 +189,9 @@ func (h *JSONHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 		h2.nOpen = len(h.groups)
 	}
 	h2.pre = buf[1:]
+	if h2.merged == nil {
+		h2.merged = new(mergedCache)
+	}
 	return &h2
 }
 
@@ -168,39 +226,38 @@ func (h *JSONHandler) Handle(ctx context.Context, r slog.Record) error {
 			local = h.c.encoded(b)
 		}
 	}
-	buf = h.appendSlotFrom(buf, numSlots, global, local)
-	buf = append(buf, `,"message":`...)
-	buf = appendString(buf, redactValue(r.Message))
-	for i := 0; i < numSlots; i++ {
-		buf = h.appendSlotFrom(buf, i, global, local)
+	if local == nil {
+		m := h.mergedWith(global)
+		if len(m.logger) > 0 {
+			buf = append(buf, m.logger...)
+		}
+		buf = append(buf, `,"message":`...)
+		buf = appendStringValue(buf, r.Message)
+		buf = append(buf, m.fields...)
+	} else {
+		buf = h.appendSlotFrom(buf, numSlots, global, local)
+		buf = append(buf, `,"message":`...)
+		buf = appendStringValue(buf, r.Message)
+		for i := 0; i < numSlots; i++ {
+			buf = h.appendSlotFrom(buf, i, global, local)
+		}
 	}
 	if h.c.addSource && r.PC != 0 {
 		buf = appendSource(buf, r.PC)
 	}
-	buf = append(buf, global.extra...)
+	// Most of these are empty; append calls memmove even then.
+	if len(global.extra) > 0 {
+		buf = append(buf, global.extra...)
+	}
 	if local != nil {
 		buf = append(buf, local.extra...)
 	}
-	buf = append(buf, h.pre...)
-
-	if r.NumAttrs() > 0 {
-		mark := len(buf)
-		for _, g := range h.groups[h.nOpen:] {
-			buf = appendOpenGroup(buf, g)
-		}
-		opened := len(buf)
-		r.Attrs(func(a slog.Attr) bool {
-			buf = h.c.appendAttr(buf, a)
-			return true
-		})
-		if len(buf) == opened {
-			buf = buf[:mark]
-		} else {
-			for range h.groups[h.nOpen:] {
-				buf = append(buf, '}')
-			}
-		}
+	if len(h.pre) > 0 {
+		buf = append(buf, h.pre...)
 	}
+
+	// Not r.NumAttrs() > 0: calling a method of r copies all of it.
+	buf = h.appendRecordAttrs(buf, &r)
 	for range h.nOpen {
 		buf = append(buf, '}')
 	}
@@ -215,6 +272,57 @@ func (h *JSONHandler) Handle(ctx context.Context, r slog.Record) error {
 		bufPool.Put(bp)
 	}
 	return err
+}
+
+// appendRecordAttrs appends r's attributes inside the groups opened by
+// WithGroup that pre has not opened, leaving those out when no attribute
+// was written.
+func (h *JSONHandler) appendRecordAttrs(buf []byte, r *slog.Record) []byte {
+	mark := len(buf)
+	for _, g := range h.groups[h.nOpen:] {
+		buf = appendOpenGroup(buf, g)
+	}
+	opened := len(buf)
+	r.Attrs(func(a slog.Attr) bool {
+		buf = h.c.appendAttr(buf, a)
+		return true
+	})
+	if len(buf) == opened {
+		return buf[:mark]
+	}
+	for range h.groups[h.nOpen:] {
+		buf = append(buf, '}')
+	}
+	return buf
+}
+
+// mergedCache holds a handler's context fields merged with the process-wide
+// binding, so that a record whose context binds nothing copies them in two
+// appends instead of eight. Handlers whose slots are the same share one.
+type mergedCache struct {
+	p atomic.Pointer[mergedSlots]
+}
+
+// mergedSlots is the merge with one encoding of the process-wide binding.
+type mergedSlots struct {
+	global *encodedBinding
+	logger []byte // the logger field, with its comma, if any
+	fields []byte // the context fields, each with its comma
+}
+
+// mergedWith returns h's slots merged with global, remaking the merge when
+// the process-wide binding has changed since it was made.
+func (h *JSONHandler) mergedWith(global *encodedBinding) *mergedSlots {
+	if m := h.merged.p.Load(); m != nil && m.global == global {
+		return m
+	}
+	m := &mergedSlots{global: global}
+	m.logger = h.appendSlotFrom(nil, numSlots, global, nil)
+	for i := 0; i < numSlots; i++ {
+		m.fields = h.appendSlotFrom(m.fields, i, global, nil)
+	}
+	h.merged.p.Store(m)
+	return m
 }
 
 // appendSlotFrom appends context slot i from the most specific place that
@@ -290,7 +398,7 @@ func (c *core) appendSlot(buf []byte, i int, v slog.Value) []byte {
 	buf = append(buf, key...)
 	buf = append(buf, '"', ':')
 	if v.Kind() == slog.KindGroup {
-		return appendString(buf, v.String())
+		return appendStringValue(buf, v.String())
 	}
 	return appendValue(buf, v)
 }
@@ -298,11 +406,15 @@ func (c *core) appendSlot(buf []byte, i int, v slog.Value) []byte {
 // appendAttr appends one attribute, with a comma before it unless it opens
 // an object. Empty attributes and empty groups leave buf as it was.
 func (c *core) appendAttr(buf []byte, a slog.Attr) []byte {
-	a.Value = a.Value.Resolve()
-	if a.Key == "" && a.Value.Kind() == slog.KindAny && a.Value.Any() == nil {
+	kind := a.Value.Kind()
+	if kind == slog.KindLogValuer { // Resolve's deferred recover costs even when idle
+		a.Value = a.Value.Resolve()
+		kind = a.Value.Kind()
+	}
+	if a.Key == "" && kind == slog.KindAny && a.Value.Any() == nil {
 		return buf
 	}
-	if a.Value.Kind() == slog.KindGroup {
+	if kind == slog.KindGroup {
 		attrs := a.Value.Group()
 		if len(attrs) == 0 {
 			return buf
@@ -334,7 +446,7 @@ func (c *core) appendAttr(buf []byte, a slog.Attr) []byte {
 	if k.secret {
 		return appendString(buf, Redacted)
 	}
-	return appendValue(buf, a.Value)
+	return appendValueKind(buf, a.Value, kind)
 }
 
 // appendKeyEnc appends an encoded key, with a comma before it unless it

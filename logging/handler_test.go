@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -324,4 +325,95 @@ func (s *syncBuffer) Bytes() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]byte(nil), s.b.Bytes()...)
+}
+
+// TestKeyCacheCollisions logs keys that share a cache set, and keys that
+// share their first eight bytes, and checks each keeps its own text and its
+// own secrecy, and that two keys sharing a set both stay cached.
+func TestKeyCacheCollisions(t *testing.T) {
+	isolate(t)
+	c := NewJSONHandler(io.Discard, nil).c
+	set := func(k string) uint32 { return keyHash(k, keyWord(k)) % uint32(len(c.keys)) &^ 1 }
+	// Find three keys in one set: more than its two ways hold.
+	bySet := map[uint32][]string{}
+	var same []string
+	for i := 0; same == nil; i++ {
+		k := "key_" + strconv.Itoa(i)
+		s := set(k)
+		bySet[s] = append(bySet[s], k)
+		if len(bySet[s]) == 3 {
+			same = bySet[s]
+		}
+	}
+	keys := append(same, "request_id_a", "request_id_b", "request_password", "request_passwd_x", "ab", "abc", "a")
+	var buf bytes.Buffer
+	logger := slog.New(NewJSONHandler(&buf, nil))
+	for range 3 {
+		for _, k := range keys {
+			buf.Reset()
+			logger.Info("m", k, "v-"+k)
+			m := parseLines(t, buf.Bytes())[0]
+			want := "v-" + k
+			if defaultRedactor.SecretKey(k) {
+				want = Redacted
+			}
+			if m[k] != want {
+				t.Fatalf("%s = %v, want %q in %s", k, m[k], want, buf.Bytes())
+			}
+		}
+	}
+	if raceEnabled {
+		return
+	}
+	h := NewJSONHandler(io.Discard, nil)
+	a, b := same[0], same[1]
+	h.c.keyInfo(a)
+	h.c.keyInfo(b)
+	if n := testing.AllocsPerRun(100, func() { h.c.keyInfo(a); h.c.keyInfo(b) }); n != 0 {
+		t.Errorf("two keys of one set allocate %v times a round, want 0: the set should hold both", n)
+	}
+}
+
+// TestMergedSlotsPerHandler checks that handlers derived from one another
+// each carry their own context fields, whichever logs first, and follow a
+// later Bind.
+func TestMergedSlotsPerHandler(t *testing.T) {
+	isolate(t)
+	var buf bytes.Buffer
+	base := slog.New(NewJSONHandler(&buf, nil))
+	Bind("service", "global", "region", "eu-1")
+	a := base.With("service", "a")
+	grouped := a.WithGroup("g")
+	b := a.With("worker_id", "w-b")
+	named := Named(b, "jobs")
+	extra := a.With("k", 1)
+	tests := []struct {
+		name   string
+		logger *slog.Logger
+		want   map[string]any
+	}{
+		{"base", base, map[string]any{"service": "global", "region": "eu-1"}},
+		{"b", b, map[string]any{"service": "a", "worker_id": "w-b", "region": "eu-1"}},
+		{"a", a, map[string]any{"service": "a", "worker_id": nil, "region": "eu-1"}},
+		{"grouped", grouped, map[string]any{"service": "a", "worker_id": nil}},
+		{"named", named, map[string]any{"service": "a", "worker_id": "w-b", "logger": "jobs"}},
+		{"extra", extra, map[string]any{"service": "a", "worker_id": nil, "k": 1.0}},
+	}
+	check := func(t *testing.T) {
+		t.Helper()
+		for _, tt := range tests {
+			buf.Reset()
+			tt.logger.Info("m", "x", 1)
+			m := parseLines(t, buf.Bytes())[0]
+			for k, want := range tt.want {
+				if got := m[k]; got != want {
+					t.Errorf("%s: %s = %v, want %v (%s)", tt.name, k, got, want, buf.Bytes())
+				}
+			}
+		}
+	}
+	check(t)
+	Bind("region", "us-2")
+	tests[0].want["region"], tests[1].want["region"], tests[2].want["region"] = "us-2", "us-2", "us-2"
+	check(t)
 }

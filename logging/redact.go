@@ -184,6 +184,78 @@ const (
 	maxTelegramSecret = 35
 )
 
+// Trigger bytes: the bytes each kind of secret cannot do without, as bits.
+// An encoder that reads a string anyway (to escape it) notes which it holds;
+// mayHoldSecret then tells, without another pass, whether the string needs
+// the full scan at all.
+const (
+	trigAt    = 1 << iota // '@' ends a URL's userinfo
+	trigSpace             // ' ' follows an authorization scheme word
+	trigB                 // 'B' or 'b' starts one
+	trigJ                 // 'J' ends a JWT's leading "eyJ"
+	trigColon             // ':' is in "://" and in a Telegram token
+	trigDot               // '.' separates the parts of a JWT and of a Discord token
+)
+
+// byteTriggers maps a byte to its trigger bit.
+var byteTriggers = func() (t [256]uint8) {
+	t['@'], t[' '], t['B'], t['b'] = trigAt, trigSpace, trigB, trigB
+	t['J'], t[':'], t['.'] = trigJ, trigColon, trigDot
+	return t
+}()
+
+// wordTriggers finds the trigger bytes among the eight bytes of x. It
+// returns them in the low bits of x's bytes, trigger bit k in bit k of the
+// byte that holds it (or of a higher byte: zeroBytes is exact only about
+// whether a word has a zero byte, which is all that counts here); OR the
+// results of many words and fold them once with foldTriggers.
+func wordTriggers(x uint64) uint64 {
+	return zeroBytes(x^('@'*lsb))>>7 | zeroBytes(x^(' '*lsb))>>6 |
+		zeroBytes((x|0x20*lsb)^('b'*lsb))>>5 | // only 'B' and 'b' become 'b'
+		zeroBytes(x^('J'*lsb))>>4 | zeroBytes(x^(':'*lsb))>>3 | zeroBytes(x^('.'*lsb))>>2
+}
+
+// zeroBytes sets the high bit of some byte of x when any byte of x is zero,
+// and of none otherwise.
+func zeroBytes(x uint64) uint64 { return (x - lsb) &^ x & msb }
+
+// foldTriggers ORs the bytes of wordTriggers' results into one set of bits.
+func foldTriggers(w uint64) uint8 {
+	w |= w >> 32
+	w |= w >> 16
+	w |= w >> 8
+	return uint8(w) & (trigDot<<1 - 1)
+}
+
+// mayHoldSecret reports whether a string of n bytes holding the trigger
+// bytes seen can hold a secret ContainsSecret finds. It is exact in one
+// direction only: false means there is no secret, true that ContainsSecret
+// must look. Each condition is one the scanners below require.
+func mayHoldSecret(seen uint8, n int) bool {
+	has := func(t uint8) bool { return seen&t == t }
+	return n >= minURLLen && has(trigAt|trigColon) ||
+		n >= minAuthLen && has(trigB|trigSpace) ||
+		n >= minJWTLen && has(trigJ|trigDot) ||
+		n >= minTelegramLen && has(trigColon) ||
+		n >= minDiscordLen && has(trigDot)
+}
+
+// shortMayHoldSecret is mayHoldSecret for a string of n bytes, 16 or fewer,
+// whose bytes the words x0 and x1 hold between them. Below minAuthLen only a URL
+// password fits, and that needs an '@'; up to 16 bytes, only that or an
+// authorization credential, which needs a space.
+func shortMayHoldSecret(x0, x1 uint64, n int) bool {
+	switch {
+	case n < minURLLen:
+		return false
+	case n < minAuthLen:
+		return hasZeroByte(x0^'@'*lsb) || hasZeroByte(x1^'@'*lsb)
+	default:
+		has := func(c byte) bool { return hasZeroByte(x0^uint64(c)*lsb) || hasZeroByte(x1^uint64(c)*lsb) }
+		return has('@') || has(' ') && (has('B') || has('b'))
+	}
+}
+
 // ContainsSecret reports whether s holds a secret RedactString would mask: a
 // password in a URL's userinfo, an Authorization credential after "Bearer ",
 // "Basic " or "Bot ", a Discord or Telegram bot token, or a JWT. It is the
