@@ -128,13 +128,12 @@ func ParseSeconds(v string) (time.Duration, error) {
 var workerIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 func (l *loader) process() Process {
-	p := Process{RedisURL: l.str("REDIS_URL", DefaultRedisURL)}
-	opts, err := redis.ParseURL(p.RedisURL)
+	var p Process
+	var err error
+	p.RedisURL, p.Redis, err = LoadRedis(l.getenv)
 	if err != nil {
-		l.errs = append(l.errs, fmt.Errorf("REDIS_URL=%q: want redis://[:password@]host:port/db or rediss:// for TLS (%s)",
-			logging.RedactString(p.RedisURL), logging.RedactString(err.Error())))
+		l.errs = append(l.errs, err)
 	}
-	p.Redis = opts
 	p.MetricsPort = l.int("METRICS_PORT", 9200, 0, 65535)
 	host := l.str("METRICS_ADDR", "")
 	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
@@ -279,4 +278,16 @@ func outboundHost() string {
 		return h
 	}
 	return "127.0.0.1"
+}
+
+// LoadRedis reads only REDIS_URL, for commands that just read the fleet.
+func LoadRedis(getenv func(string) string) (string, *redis.Options, error) {
+	l := &loader{getenv: orEnv(getenv)}
+	p := Process{RedisURL: l.str("REDIS_URL", DefaultRedisURL)}
+	opts, err := redis.ParseURL(p.RedisURL)
+	if err != nil {
+		return p.RedisURL, nil, fmt.Errorf("REDIS_URL=%q: want redis://[:password@]host:port/db or rediss:// for TLS (%s)",
+			logging.RedactString(p.RedisURL), logging.RedactString(err.Error()))
+	}
+	return p.RedisURL, opts, nil
 }
