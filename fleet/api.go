@@ -1,0 +1,176 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// The limits of GET /api/fleet/history's n, and its default, also the
+// length of the history GET /api/fleet/workers/{id} includes.
+const (
+	DefaultHistory = 60
+	MaxHistory     = 1000
+)
+
+// requestTimeout bounds the Redis reads of one request (or one event).
+const requestTimeout = 5 * time.Second
+
+// eventInterval is how often GET /api/fleet/events sends the fleet.
+const eventInterval = 2 * time.Second
+
+// Mount registers the fleet API through handle, every route protected:
+//
+//	GET /api/fleet                 the Fleet
+//	GET /api/fleet/workers/{id}    one Worker with "history": its last 60 Points
+//	GET /api/fleet/history         ?worker=<id>&n=<1..1000, default 60>: Points
+//	GET /api/fleet/targets         Prometheus HTTP service discovery
+//	GET /api/fleet/events          Server-Sent Events: the Fleet every 2s
+//
+// Every answer is JSON (but the event stream); an error is {"error": "..."}
+// with 503 when Redis cannot be read. The shapes are documented in
+// docs/wire-format.md, "Fleet view".
+func (r *Reader) Mount(handle func(pattern string, h http.Handler, protected bool)) {
+	handle("GET /api/fleet", http.HandlerFunc(r.serveFleet), true)
+	handle("GET /api/fleet/workers/{id}", http.HandlerFunc(r.serveWorker), true)
+	handle("GET /api/fleet/history", http.HandlerFunc(r.serveHistory), true)
+	handle("GET /api/fleet/targets", http.HandlerFunc(r.serveTargets), true)
+	handle("GET /api/fleet/events", http.HandlerFunc(r.serveEvents), true)
+}
+
+func (r *Reader) serveFleet(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), requestTimeout)
+	defer cancel()
+	f, err := r.List(ctx)
+	if err != nil {
+		writeUnavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, f)
+}
+
+func (r *Reader) serveWorker(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), requestTimeout)
+	defer cancel()
+	id := req.PathValue("id")
+	wk, err := r.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no worker %q: never registered, stopped, or its heartbeat expired", id))
+		return
+	}
+	if err != nil {
+		writeUnavailable(w, err)
+		return
+	}
+	history, err := r.History(ctx, id, DefaultHistory)
+	if err != nil {
+		writeUnavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		workerJSON
+		History []Point `json:"history"`
+	}{wk.toJSON(), history})
+}
+
+func (r *Reader) serveHistory(w http.ResponseWriter, req *http.Request) {
+	n := DefaultHistory
+	if v := req.URL.Query().Get("n"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > MaxHistory {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("n=%q: want an integer from 1 to %d", v, MaxHistory))
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), requestTimeout)
+	defer cancel()
+	points, err := r.History(ctx, req.URL.Query().Get("worker"), n)
+	if err != nil {
+		writeUnavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, points)
+}
+
+func (r *Reader) serveTargets(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), requestTimeout)
+	defer cancel()
+	f, err := r.List(ctx)
+	if err != nil {
+		writeUnavailable(w, err)
+		return
+	}
+	groups, _ := targets(f)
+	writeJSON(w, http.StatusOK, groups)
+}
+
+// serveEvents streams the fleet as Server-Sent Events ("event: fleet") until
+// the client goes away. A failed read is sent as "event: error" and the
+// stream goes on, so a dashboard rides out a Redis restart; only a failure
+// of the first read answers 503.
+func (r *Reader) serveEvents(w http.ResponseWriter, req *http.Request) {
+	ctx := req.Context()
+	f, err := r.listWithin(ctx)
+	if err != nil {
+		writeUnavailable(w, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a server's WriteTimeout would cut the stream
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass events on at once
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: %d\n\n", eventInterval.Milliseconds())
+	tick := time.NewTicker(eventInterval)
+	defer tick.Stop()
+	for {
+		event, data := "fleet", any(f)
+		if err != nil {
+			event, data = "error", errorBody(err)
+		}
+		b, _ := json.Marshal(data)
+		if _, werr := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); werr != nil || rc.Flush() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		f, err = r.listWithin(ctx)
+	}
+}
+
+func (r *Reader) listWithin(ctx context.Context) (Fleet, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return r.List(ctx)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func errorBody(err error) map[string]string {
+	return map[string]string{"error": "the fleet cannot be read from Redis: " + err.Error()}
+}
+
+func writeUnavailable(w http.ResponseWriter, err error) {
+	writeJSON(w, http.StatusServiceUnavailable, errorBody(err))
+}

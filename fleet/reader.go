@@ -1,0 +1,274 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botfleet/botfleet/heartbeat"
+)
+
+// Defaults of the Options.
+const (
+	DefaultBatchSize   = 500
+	DefaultStaleFactor = 1.5
+)
+
+// ErrNotFound is returned by Get for a worker without a heartbeat hash:
+// never registered, stopped, or expired.
+var ErrNotFound = errors.New("fleet: worker not found")
+
+// Options configure a Reader. The zero value of every field is its default.
+type Options struct {
+	// BatchSize is how many HGETALLs go in one pipeline, that is one round
+	// trip. Default 500.
+	BatchSize int
+	// StaleFactor: a worker is alive while its last beat is at most
+	// StaleFactor x its own interval old, and stale after that. Default 1.5,
+	// the rule of docs/wire-format.md.
+	StaleFactor float64
+	// Now returns the current time. Nil, the default, means Redis's TIME,
+	// read once per List or Get, so that a skewed clock on the reader's
+	// host cannot make a dead worker look alive. Tests set it to move time
+	// without waiting.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.StaleFactor <= 0 {
+		o.StaleFactor = DefaultStaleFactor
+	}
+	return o
+}
+
+// A Reader reads the fleet from Redis. It is safe for concurrent use.
+//
+// It reads every hash at every List, but keeps the last decoded heartbeat of
+// each listed worker (some 500 bytes a worker), so that it decodes only the
+// hashes that changed, and remembers when it first read each one, to age a
+// beat stamped in the future by Redis's clock.
+type Reader struct {
+	rdb  redis.UniversalClient
+	o    Options
+	seed maphash.Seed
+
+	mu    sync.Mutex
+	cache map[string]*entry // by worker id
+}
+
+// NewReader returns a Reader of the fleet in rdb, which must reach the
+// single Redis server (or primary) the workers beat to.
+func NewReader(rdb redis.UniversalClient, o Options) *Reader {
+	return &Reader{rdb: rdb, o: o.withDefaults(), seed: maphash.MakeSeed(), cache: map[string]*entry{}}
+}
+
+// listConcurrency is how many batches List has in flight at once, so that
+// Redis answers one while the reader decodes another.
+const listConcurrency = 4
+
+// List returns every registered worker, sorted by id, in 1 + ceil(n /
+// BatchSize) round trips (one more when some expired): the index and the
+// time, then the hashes in pipelined batches, a few at once. Ids whose hash
+// is gone are removed from the index and not listed; a malformed hash is
+// listed as invalid.
+func (r *Reader) List(ctx context.Context) (Fleet, error) {
+	now, ids, err := r.index(ctx)
+	if err != nil {
+		return Fleet{}, err
+	}
+	slices.Sort(ids)
+	size := r.o.BatchSize
+	batches := make([]batch, (len(ids)+size-1)/size)
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, listConcurrency)
+		failOnce sync.Once
+		failed   error
+	)
+	for i := range batches {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			b := &batches[i]
+			if err := b.read(bctx, r, ids[i*size:min((i+1)*size, len(ids))], now); err != nil {
+				// The first error is the cause; the batches still to come
+				// would fail the same way.
+				failOnce.Do(func() { failed = err; cancel() })
+			}
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		return Fleet{}, failed
+	}
+	workers := make([]Worker, 0, len(ids))
+	var gone []string
+	cache := make(map[string]*entry, len(ids))
+	for _, b := range batches {
+		workers = append(workers, b.workers...)
+		gone = append(gone, b.gone...)
+		for i, e := range b.entries {
+			if e != nil {
+				cache[b.workers[i].WorkerID] = e
+			}
+		}
+	}
+	r.mu.Lock()
+	r.cache = cache // forgets the workers that left
+	r.mu.Unlock()
+	// Pruning is housekeeping: if it fails, the next List tries again.
+	_ = r.prune(ctx, gone)
+	return Fleet{GeneratedAt: now, Summary: summarize(workers), Workers: workers}, nil
+}
+
+// batch is what List reads of one pipeline of hashes.
+type batch struct {
+	workers []Worker
+	entries []*entry // of workers; nil for a key Redis could not read as a hash
+	gone    []string // ids without a hash
+}
+
+func (b *batch) read(ctx context.Context, r *Reader, ids []string, now time.Time) error {
+	cmds, err := r.hashes(ctx, ids)
+	if err != nil {
+		return err
+	}
+	b.workers = make([]Worker, 0, len(ids))
+	b.entries = make([]*entry, 0, len(ids))
+	for i, id := range ids {
+		raw, rerr := cmds[i].Result()
+		var e *entry
+		switch {
+		case rerr != nil:
+			b.workers = append(b.workers, invalidWorker(id, fmt.Sprintf("%s%s: %v", heartbeat.KeyPrefix, id, rerr)))
+		case len(raw) == 0:
+			b.gone = append(b.gone, id)
+			continue
+		default:
+			e = r.decode(id, raw, now)
+			b.workers = append(b.workers, r.judge(id, e, now))
+		}
+		b.entries = append(b.entries, e)
+	}
+	return nil
+}
+
+// Get returns one worker, in one round trip, or ErrNotFound.
+func (r *Reader) Get(ctx context.Context, workerID string) (Worker, error) {
+	pipe := r.rdb.Pipeline()
+	timeCmd := r.queueTime(ctx, pipe)
+	hash := pipe.HGetAll(ctx, heartbeat.KeyPrefix+workerID)
+	if _, err := pipe.Exec(ctx); err != nil && !isReplyError(hash.Err()) {
+		return Worker{}, fmt.Errorf("fleet: read worker %q: %w", workerID, err)
+	}
+	now, err := r.now(timeCmd)
+	if err != nil {
+		return Worker{}, err
+	}
+	raw, rerr := hash.Result()
+	switch {
+	case rerr != nil:
+		return invalidWorker(workerID, fmt.Sprintf("%s%s: %v", heartbeat.KeyPrefix, workerID, rerr)), nil
+	case len(raw) == 0:
+		return Worker{}, fmt.Errorf("%w: %q", ErrNotFound, workerID)
+	}
+	e := r.decode(workerID, raw, now)
+	r.mu.Lock()
+	r.cache[workerID] = e
+	r.mu.Unlock()
+	return r.judge(workerID, e, now), nil
+}
+
+// index reads the current time and all the ids of the index in one round
+// trip.
+func (r *Reader) index(ctx context.Context) (time.Time, []string, error) {
+	pipe := r.rdb.Pipeline()
+	timeCmd := r.queueTime(ctx, pipe)
+	ids := pipe.ZRange(ctx, heartbeat.IndexKey, 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return time.Time{}, nil, fmt.Errorf("fleet: read %s: %w", heartbeat.IndexKey, err)
+	}
+	now, err := r.now(timeCmd)
+	return now, ids.Val(), err
+}
+
+// queueTime adds TIME to pipe unless Options.Now replaces it.
+func (r *Reader) queueTime(ctx context.Context, pipe redis.Pipeliner) *redis.TimeCmd {
+	if r.o.Now != nil {
+		return nil
+	}
+	return pipe.Time(ctx)
+}
+
+func (r *Reader) now(cmd *redis.TimeCmd) (time.Time, error) {
+	if cmd == nil {
+		return r.o.Now(), nil
+	}
+	t, err := cmd.Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("fleet: Redis TIME: %w", err)
+	}
+	return t.UTC(), nil
+}
+
+// hashes reads the hashes of ids in one pipeline. A command that Redis
+// answered with an error (a key of the wrong type) is left for the caller
+// to report; a failed round trip fails the whole batch.
+func (r *Reader) hashes(ctx context.Context, ids []string) ([]*redis.MapStringStringCmd, error) {
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, heartbeat.KeyPrefix+id)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		for _, c := range cmds {
+			if err := c.Err(); err != nil && !isReplyError(err) {
+				return nil, fmt.Errorf("fleet: read heartbeats: %w", err)
+			}
+		}
+	}
+	return cmds, nil
+}
+
+// isReplyError reports whether err is Redis's answer to one command (such
+// as WRONGTYPE), as opposed to a failed connection or an expired context.
+func isReplyError(err error) bool {
+	var re redis.Error
+	return err != nil && errors.As(err, &re) && !errors.Is(err, redis.Nil)
+}
+
+// pruneScript removes an id from the index only while its hash is missing,
+// atomically, so a beat racing the removal wins: it is the WATCH / EXISTS /
+// MULTI ZREM EXEC of docs/wire-format.md in one command, which pipelines.
+var pruneScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+	return redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 0`)
+
+// prune removes the ids whose hash is gone from the index, in pipelined
+// batches.
+func (r *Reader) prune(ctx context.Context, ids []string) error {
+	for start := 0; start < len(ids); start += r.o.BatchSize {
+		pipe := r.rdb.Pipeline()
+		for _, id := range ids[start:min(start+r.o.BatchSize, len(ids))] {
+			// EVAL, not EVALSHA: a NOSCRIPT inside a pipeline cannot fall back.
+			pruneScript.Eval(ctx, pipe, []string{heartbeat.KeyPrefix + id, heartbeat.IndexKey}, id)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("fleet: prune %s: %w", heartbeat.IndexKey, err)
+		}
+	}
+	return nil
+}
