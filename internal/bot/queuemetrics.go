@@ -1,0 +1,57 @@
+package bot
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/botfleet/botfleet/jobs"
+)
+
+// QueueCollector exports the job queue's depth at scrape time:
+// jobs_queue_pending (waiting or running), jobs_queue_retrying and
+// jobs_dead_letters, each by queue. A scrape costs one pipelined Redis
+// round trip, bounded by a timeout; when Redis does not answer, the
+// series are left out and jobs_queue_up reports 0.
+type QueueCollector struct {
+	queue                       *jobs.Queue
+	name                        string
+	timeout                     time.Duration
+	pending, retrying, dead, up *prometheus.Desc
+}
+
+// NewQueueCollector returns a collector for queue q named name.
+func NewQueueCollector(q *jobs.Queue, name string) *QueueCollector {
+	l := []string{"queue"}
+	return &QueueCollector{
+		queue: q, name: name, timeout: 2 * time.Second,
+		pending:  prometheus.NewDesc("jobs_queue_pending", "Jobs in the queue not yet finished: waiting or running.", l, nil),
+		retrying: prometheus.NewDesc("jobs_queue_retrying", "Jobs waiting for a retry after a failure.", l, nil),
+		dead:     prometheus.NewDesc("jobs_dead_letters", "Jobs in the dead-letter stream.", l, nil),
+		up:       prometheus.NewDesc("jobs_queue_up", "1 when the queue's Redis answered the last scrape.", l, nil),
+	}
+}
+
+// Describe sends the descriptors.
+func (c *QueueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.pending
+	ch <- c.retrying
+	ch <- c.dead
+	ch <- c.up
+}
+
+// Collect reads the queue's stats.
+func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	st, err := c.queue.Stats(ctx)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0, c.name)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1, c.name)
+	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(st.Length), c.name)
+	ch <- prometheus.MustNewConstMetric(c.retrying, prometheus.GaugeValue, float64(st.Retrying), c.name)
+	ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(st.DeadLetters), c.name)
+}
