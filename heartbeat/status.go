@@ -146,6 +146,7 @@ type FieldError struct {
 	Reason string // what is wrong with it
 }
 
+// Error names the field and says what is wrong with it.
 func (e *FieldError) Error() string {
 	return fmt.Sprintf("heartbeat: field %q: %s", e.Field, e.Reason)
 }
