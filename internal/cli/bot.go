@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/internal/bot"
 	"github.com/botfleet/botfleet/internal/config"
@@ -32,61 +29,43 @@ func runBot(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, closeLogs, err := logging.Setup(logging.Options{Service: "bot", Config: &lc, Stdout: env.Stdout})
+	p, err := newProcess(ctx, env, "bot", "", cfg.Process, lc)
 	if err != nil {
 		return err
 	}
-	defer closeLogs()
-	deploy := logging.DetectDeployment()
+	defer p.close()
+	logger, deploy := p.logger, p.deploy
 
-	cfg.Redis.ContextTimeoutEnabled = true // a slow Redis must not hold a beat or a request past its context
-	rdb := redis.NewClient(cfg.Redis)
-	defer rdb.Close()
-	queue := jobs.NewQueue(rdb, cfg.Queue, jobs.QueueOptions{MaxAttempts: cfg.MaxAttempts})
+	queue := jobs.NewQueue(p.rdb, cfg.Queue, jobs.QueueOptions{MaxAttempts: cfg.MaxAttempts})
 	types := jobs.NewMux()
 	jobs.Builtins(types, nil)
-
-	reg := monitoring.NewRegistry()
-	metrics, err := bot.NewMetrics(reg, prometheus.Labels{
+	metrics, err := bot.NewMetrics(p.registry, prometheus.Labels{
 		"service": "bot", "hostname": deploy.Hostname, "container_id": deploy.ContainerID,
 		"deployment_env": deploy.Env, "region": deploy.Region, "version": version.String(), "go_version": version.GoVersion(),
 	})
 	if err != nil {
 		return err
 	}
-	if err := reg.Register(bot.NewQueueCollector(queue, cfg.Queue)); err != nil {
+	if err := p.registry.Register(bot.NewQueueCollector(queue, cfg.Queue)); err != nil {
 		return err
 	}
-
-	state := monitoring.NewWorker("", nil)
-	sampler := monitoring.NewSampler(0)
-	sampler.Start(ctx)
-	defer sampler.Stop()
-	mon := monitoring.NewMonitor(monitoring.MonitorOptions{
-		Service: "bot", Worker: state, Sampler: sampler, Logger: logger,
-		Checks: []monitoring.Check{{Name: "redis", Critical: false, Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}},
-	})
-	srv := monitoring.NewServer(monitoring.ServerOptions{Addr: cfg.MetricsAddr, AuthToken: cfg.AuthToken, Gatherer: reg, Monitor: mon, Logger: logger})
-
 	frontends := []bot.Frontend{
 		bot.NewWeb(bot.Deps{Queue: queue, Types: types, Metrics: metrics, Logger: bot.FrontendLogger(logger, "web_frontend")}),
 	}
-	for _, f := range frontends {
-		f.Mount(srv.Handle)
-	}
-	if err := mountFleet(srv, rdb, reg); err != nil {
+	err = p.open("bot", func(srv *monitoring.Server) error {
+		for _, f := range frontends {
+			f.Mount(srv.Handle)
+		}
+		return mountFleet(srv, p.rdb, p.registry)
+	})
+	if err != nil {
 		return err
 	}
-
-	if err := srv.Open(); err != nil {
-		return fmt.Errorf("METRICS_PORT=%d: %w", cfg.MetricsPort, err)
-	}
-	mon.Start(ctx)
-	defer mon.Stop()
-	if err := state.SetState(monitoring.StateIdle); err != nil {
+	p.startMonitor(ctx)
+	if err := p.state.SetState(monitoring.StateIdle); err != nil {
 		return err
 	}
-	logger.Info("bot started", "redis", logging.RedactString(cfg.RedisURL), "url", srv.URL(), "queue", cfg.Queue,
+	logger.Info("bot started", "redis", logging.RedactString(cfg.RedisURL), "url", p.server.URL(), "queue", cfg.Queue,
 		"frontends", frontendNames(frontends), "version", version.String())
 
 	errc := make(chan error, len(frontends))
@@ -103,13 +82,11 @@ func runBot(ctx context.Context, env *Env, args []string) error {
 	case runErr = <-errc:
 	}
 	logger.Info("bot stopping")
-	_ = state.SetState(monitoring.StateStopping)
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Close(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	_ = p.state.SetState(monitoring.StateStopping)
+	if err := p.closeServer(); err != nil {
 		logger.Warn("closing the endpoints", "error", err)
 	}
-	_ = state.SetState(monitoring.StateStopped)
+	_ = p.state.SetState(monitoring.StateStopped)
 	logger.Info("bot stopped")
 	return runErr
 }

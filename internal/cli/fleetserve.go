@@ -2,18 +2,13 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/fleet"
 	"github.com/botfleet/botfleet/internal/config"
-	"github.com/botfleet/botfleet/logging"
 	"github.com/botfleet/botfleet/monitoring"
 )
 
@@ -50,42 +45,21 @@ func runFleet(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, closeLogs, err := logging.Setup(logging.Options{Service: "fleet", Config: &lc, Stdout: env.Stdout})
+	p, err := newProcess(ctx, env, "fleet", "", cfg.Process, lc)
 	if err != nil {
 		return err
 	}
-	defer closeLogs()
-	cfg.Redis.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(cfg.Redis)
-	defer rdb.Close()
-
-	reg := monitoring.NewRegistry()
-	state := monitoring.NewWorker("", nil)
-	sampler := monitoring.NewSampler(0)
-	sampler.Start(ctx)
-	defer sampler.Stop()
-	mon := monitoring.NewMonitor(monitoring.MonitorOptions{Service: "fleet", Worker: state, Sampler: sampler, Logger: logger,
-		Checks: []monitoring.Check{{Name: "redis", Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}}})
-	srv := monitoring.NewServer(monitoring.ServerOptions{Addr: cfg.MetricsAddr, AuthToken: cfg.AuthToken, Gatherer: reg, Monitor: mon, Logger: logger})
-	if err := mountFleet(srv, rdb, reg); err != nil {
+	defer p.close()
+	if err := p.open("fleet", func(srv *monitoring.Server) error { return mountFleet(srv, p.rdb, p.registry) }); err != nil {
 		return err
 	}
-	if err := srv.Open(); err != nil {
-		return fmt.Errorf("METRICS_PORT=%d: %w", cfg.MetricsPort, err)
-	}
-	mon.Start(ctx)
-	defer mon.Stop()
-	_ = state.SetState(monitoring.StateIdle)
-	logger.Info("fleet view serving", "url", srv.URL(), "dashboard", srv.URL()+"/", "discovery", srv.URL()+"/api/fleet/targets")
+	p.startMonitor(ctx)
+	_ = p.state.SetState(monitoring.StateIdle)
+	url := p.server.URL()
+	p.logger.Info("fleet view serving", "url", url, "dashboard", url+"/", "discovery", url+"/api/fleet/targets")
 	<-ctx.Done()
-	return closeServer(logger, srv)
-}
-
-func closeServer(logger *slog.Logger, srv *monitoring.Server) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Close(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Warn("closing the endpoints", "error", err)
+	if err := p.closeServer(); err != nil {
+		p.logger.Warn("closing the endpoints", "error", err)
 	}
 	return nil
 }

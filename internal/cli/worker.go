@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/heartbeat"
 	"github.com/botfleet/botfleet/internal/config"
@@ -25,16 +22,6 @@ func init() {
 	register(command{name: "healthcheck", summary: "probe a local process's /livez (for Docker HEALTHCHECK); exit 0 when healthy", run: runHealthcheck})
 }
 
-// loadLogging reads the LOG_* variables; with the process's own
-// variables it makes the one error a user sees for a bad environment.
-func loadLogging(env *Env, other error) (logging.Config, error) {
-	lc, err := logging.ConfigFromEnv(env.Getenv)
-	if err := errors.Join(other, err); err != nil {
-		return lc, &exitError{code: 2, err: fmt.Errorf("bad environment:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))}
-	}
-	return lc, nil
-}
-
 func runWorker(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "worker", "")
 	if err := parse(fs, args); err != nil {
@@ -45,23 +32,15 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, closeLogs, err := logging.Setup(logging.Options{Service: "worker", WorkerID: cfg.ID, Config: &lc, Stdout: env.Stdout})
+	p, err := newProcess(ctx, env, "worker", cfg.ID, cfg.Process, lc)
 	if err != nil {
 		return err
 	}
-	defer closeLogs()
-	deploy := logging.DetectDeployment()
-
-	cfg.Redis.ContextTimeoutEnabled = true // a slow Redis must not hold a beat or a request past its context
-	rdb := redis.NewClient(cfg.Redis)
-	defer rdb.Close()
-	w := monitoring.NewWorker(cfg.ID, nil)
-	sampler := monitoring.NewSampler(0)
-	sampler.Start(ctx)
-	defer sampler.Stop()
+	defer p.close()
+	logger, w := p.logger, p.state
 
 	var metricsURL string // set once the server has its port
-	beater, err := heartbeat.New(rdb, heartbeat.Options{
+	beater, err := heartbeat.New(p.rdb, heartbeat.Options{
 		Interval:     cfg.HeartbeatInterval,
 		TTL:          cfg.HeartbeatTTL,
 		StreamMaxLen: cfg.StreamMaxLen,
@@ -70,42 +49,30 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 			s := w.Snapshot()
 			return heartbeat.Status{
 				WorkerID: s.ID, State: s.State.String(), Service: "worker",
-				Hostname: deploy.Hostname, ContainerID: deploy.ContainerID, DeploymentEnv: deploy.Env, Region: deploy.Region,
+				Hostname: p.deploy.Hostname, ContainerID: p.deploy.ContainerID, DeploymentEnv: p.deploy.Env, Region: p.deploy.Region,
 				Version: version.String(), StartedAt: s.StartedAt,
 				JobsProcessed: s.JobsProcessed, JobsFailed: s.JobsFailed, CurrentJob: strings.Join(s.CurrentJobs, ","),
-				MetricsURL: metricsURL, Resources: sampler.Resources(), System: sampler.System(),
+				MetricsURL: metricsURL, Resources: p.sampler.Resources(), System: p.sampler.System(),
 			}
 		},
 	})
 	if err != nil {
 		return err
 	}
-	reg := monitoring.NewRegistry()
-	ident := monitoring.Identity{WorkerID: cfg.ID, Hostname: deploy.Hostname, ContainerID: deploy.ContainerID,
-		DeploymentEnv: deploy.Env, Region: deploy.Region, Version: version.String()}
-	if err := monitoring.RegisterWorkerMetrics(reg, w, sampler, ident, beater); err != nil {
+	if err := monitoring.RegisterWorkerMetrics(p.registry, w, p.sampler, p.identity(cfg.ID, version.String()), beater); err != nil {
 		return err
 	}
-	mon := monitoring.NewMonitor(monitoring.MonitorOptions{
-		Service: "worker", Worker: w, Sampler: sampler, Logger: logger,
-		Checks: []monitoring.Check{
-			{Name: "redis", Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
-			{Name: "heartbeat", Run: beater.Check},
-		},
-	})
-	srv := monitoring.NewServer(monitoring.ServerOptions{Addr: cfg.MetricsAddr, AuthToken: cfg.AuthToken, Gatherer: reg, Monitor: mon, Logger: logger})
-	if err := srv.Open(); err != nil {
-		return fmt.Errorf("METRICS_PORT=%d: %w", cfg.MetricsPort, err)
+	if err := p.open("worker", nil, monitoring.Check{Name: "heartbeat", Run: beater.Check}); err != nil {
+		return err
 	}
-	metricsURL = cfg.AdvertisedMetricsURL(portOf(srv.URL()))
+	metricsURL = cfg.AdvertisedMetricsURL(portOf(p.server.URL()))
 	// The first beat goes before the first health check, so a healthy
 	// worker never starts out "degraded: no beat yet".
 	w.OnChange(func(_, _ monitoring.State) { beater.Trigger() })
 	if err := beater.Start(ctx); err != nil {
 		return err
 	}
-	mon.Start(ctx)
-	defer mon.Stop()
+	p.startMonitor(ctx)
 	if err := w.SetState(monitoring.StateIdle); err != nil {
 		return err
 	}
@@ -114,7 +81,7 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 
 	mux := jobs.NewMux()
 	jobs.Builtins(mux, nil)
-	consumer := jobs.NewConsumer(rdb, cfg.Queue, cfg.ID, mux, jobs.ConsumerOptions{
+	consumer := jobs.NewConsumer(p.rdb, cfg.Queue, cfg.ID, mux, jobs.ConsumerOptions{
 		Concurrency:       cfg.Concurrency,
 		MaxAttempts:       cfg.MaxAttempts,
 		Backoff:           cfg.RetryBackoff,
@@ -144,15 +111,15 @@ func runWorker(ctx context.Context, env *Env, args []string) error {
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		logger.Error("job loop ended", "error", runErr)
 	}
-	return shutdownWorker(logger, w, consumer, cfg.ShutdownGrace, beater, srv)
+	return shutdownWorker(p, consumer, cfg.ShutdownGrace, beater)
 }
 
 // shutdownWorker stops in the order the contracts want: STOPPING is
 // announced (no new jobs), running jobs get SHUTDOWN_GRACE to finish (what
 // is still unfinished stays pending for another worker), then STOPPED goes
 // to the stream, the hash is deleted, and the endpoints close.
-func shutdownWorker(logger *slog.Logger, w *monitoring.Worker, consumer *jobs.Consumer, grace time.Duration,
-	beater *heartbeat.Beater, srv *monitoring.Server) error {
+func shutdownWorker(p *process, consumer *jobs.Consumer, grace time.Duration, beater *heartbeat.Beater) error {
+	logger, w := p.logger, p.state
 	logger.Info("worker stopping", "running_jobs", len(w.Snapshot().CurrentJobs), "grace", grace)
 	_ = w.SetState(monitoring.StateStopping)
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), grace)
@@ -167,8 +134,8 @@ func shutdownWorker(logger *slog.Logger, w *monitoring.Worker, consumer *jobs.Co
 	if err := beater.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("deregister heartbeat: %w", err))
 	}
-	if err := srv.Close(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("close endpoints: %w", err))
+	if err := p.closeServer(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		logger.Warn("worker stopped with errors", "error", err)
