@@ -46,7 +46,7 @@ func (e *e2e) startFleet(workers ...string) {
 // address once /livez (open, no token) answers.
 func (e *e2e) startProcess(t *testing.T, env []string, args ...string) (string, *testbin.Proc) {
 	t.Helper()
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(testbin.FreePort(t))
 	p := testbin.Start(t, append(slices.Clip(env), "METRICS_PORT="+port), args...)
 	addr := net.JoinHostPort("127.0.0.1", port)
 	e.waitFor(t, 15*time.Second, fmt.Sprintf("botfleet %v to answer /livez", args), func() (bool, string) {
@@ -89,7 +89,7 @@ func (e *e2e) startPrometheus(bin string) {
 		t.Fatal(err)
 	}
 
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testbin.FreePort(t)))
 	e.prom = "http://" + addr
 	logPath := filepath.Join(dir, "prometheus.log")
 	logFile, err := os.Create(logPath)
@@ -250,17 +250,6 @@ func (e *e2e) submit(typ, payload string) (string, error) {
 		return job.ID, nil
 	}
 	return "", fmt.Errorf("POST /api/jobs %s: %d %s %v", typ, code, body, err)
-}
-
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomToken(t *testing.T) string {

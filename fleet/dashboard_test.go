@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -337,23 +336,13 @@ func text(id string) string {
 
 // ---- A real fleet --------------------------------------------------------------
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startWorker runs `botfleet worker` beating every 0.5 s and waits for its
 // first beat.
 func startWorker(t *testing.T, srv *redistest.Server, id string, extra ...string) *testbin.Proc {
 	t.Helper()
 	env := append([]string{
 		"REDIS_URL=" + srv.URL(), "WORKER_ID=" + id, "HEARTBEAT_INTERVAL=0.5", "HEARTBEAT_TTL=2",
-		"METRICS_ADDR=127.0.0.1", "METRICS_PORT=" + strconv.Itoa(freePort(t)), "LOG_DIR=" + t.TempDir(),
+		"METRICS_ADDR=127.0.0.1", "METRICS_PORT=" + strconv.Itoa(testbin.FreePort(t)), "LOG_DIR=" + t.TempDir(),
 	}, extra...)
 	p := testbin.Start(t, env, "worker")
 	rdb := srv.Client(t)

@@ -37,7 +37,7 @@ func startFleet(t *testing.T, workers ...string) *fleet {
 	f := &fleet{t: t, redis: srv, rdb: srv.Client(t), logDir: t.TempDir(), workers: map[string]*workerEnv{}}
 	f.env = []string{"REDIS_URL=" + srv.URL(), "METRICS_ADDR=127.0.0.1", "LOG_TO_FILE=1", "LOG_DIR=" + f.logDir,
 		"HEARTBEAT_INTERVAL=0.5", "JOB_VISIBILITY_TIMEOUT=2", "JOB_RETRY_BACKOFF=0.1", "SHUTDOWN_GRACE=0.5"}
-	port := freePort(t)
+	port := testbin.FreePort(t)
 	f.botURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	testbin.Start(t, append(f.env, "METRICS_PORT="+strconv.Itoa(port)), "bot")
 	testbin.WaitFor(t, 15*time.Second, "the bot's /livez", func() bool {

@@ -21,7 +21,7 @@ func TestUp(t *testing.T) {
 	base := freeRange(t, 3)
 	dir := t.TempDir()
 	p := testbin.Start(t, []string{"LOG_DIR=" + filepath.Join(dir, "logs"), "HEARTBEAT_INTERVAL=0.5", "SHUTDOWN_GRACE=1"},
-		"up", "-workers", "2", "-load", "20", "-port", strconv.Itoa(base), "-redis-port", strconv.Itoa(freePort(t)))
+		"up", "-workers", "2", "-load", "20", "-port", strconv.Itoa(base), "-redis-port", strconv.Itoa(testbin.FreePort(t)))
 	worker1 := fmt.Sprintf("http://127.0.0.1:%d", base+1)
 
 	testbin.WaitFor(t, 30*time.Second, "worker-1 to process jobs", func() bool {
@@ -63,7 +63,7 @@ func TestUp(t *testing.T) {
 func freeRange(t *testing.T, n int) int {
 	t.Helper()
 	for try := 0; try < 50; try++ {
-		base := freePort(t)
+		base := testbin.FreePort(t)
 		ok := true
 		for i := 1; i < n && ok; i++ {
 			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))

@@ -18,17 +18,6 @@ import (
 	"github.com/botfleet/botfleet/internal/testbin"
 )
 
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // get fetches url, with a bearer token when token is set.
 func get(t *testing.T, url, token string) (int, []byte) {
 	t.Helper()
@@ -68,7 +57,7 @@ type workerEnv struct {
 // until its endpoints answer.
 func startWorker(t *testing.T, srv *redistest.Server, id string, extra ...string) *workerEnv {
 	t.Helper()
-	port := freePort(t)
+	port := testbin.FreePort(t)
 	env := append([]string{
 		"REDIS_URL=" + srv.URL(), "WORKER_ID=" + id, "HEARTBEAT_INTERVAL=0.5", "HEARTBEAT_TTL=2",
 		"METRICS_ADDR=127.0.0.1", "METRICS_PORT=" + strconv.Itoa(port), "LOG_DIR=" + t.TempDir(),
