@@ -17,11 +17,14 @@ type targetGroup struct {
 // missing or unusable metrics_url.
 //
 // Stale workers are left out on purpose: a worker that stopped beating is
-// reported by fleet_workers_stale (alert WorkerHeartbeatStale), and leaves
-// the targets within 1.5 intervals, so that up{job="bot-workers"} == 0
-// (alert WorkerDown) means one thing only: a worker that still beats but
-// cannot be scraped. Scraping stale workers until their hash expires would
-// raise both alerts for every crash.
+// reported by fleet_workers_stale (alert WorkerHeartbeatStale) and leaves
+// this list within 1.5 intervals, so that up{job="bot-workers"} == 0
+// (alert WorkerDown) means, in the main, a worker that still beats but
+// cannot be scraped. Prometheus itself takes longer to drop the target (its
+// http_sd refresh, then up to 5 s twice inside its discovery manager), which
+// is why WorkerDown waits 2 minutes (deploy/prometheus/rules). Scraping
+// stale workers until their hash expires would raise both alerts for every
+// crash.
 func targets(f Fleet) (groups []targetGroup, skipped int) {
 	groups = []targetGroup{} // [] and not null: Prometheus wants a list
 	for _, w := range f.Workers {
