@@ -100,6 +100,7 @@ func (e *e2e) startPrometheus(bin string) {
 		"--storage.tsdb.path="+filepath.Join(dir, "data"))
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}

@@ -70,7 +70,9 @@ func Start(t testing.TB, env []string, args ...string) *Proc {
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	p := &Proc{Cmd: cmd, out: &syncBuffer{}, waited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so a kill reaches its children; and it dies
+	// with the test binary, even one killed by -timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start botfleet %v: %v", args, err)
 	}
