@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,17 +24,6 @@ import (
 	"github.com/botfleet/botfleet/internal/testbin"
 )
 
-// localPort returns a loopback port nobody listens on right now.
-func localPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // realWorker is a `botfleet worker` process.
 type realWorker struct {
 	id   string
@@ -47,7 +35,7 @@ type realWorker struct {
 // a 2 s TTL, and waits until its first beat is in Redis.
 func spawnWorker(t *testing.T, srv *redistest.Server, id string) *realWorker {
 	t.Helper()
-	w := &realWorker{id: id, port: localPort(t)}
+	w := &realWorker{id: id, port: testbin.FreePort(t)}
 	w.proc = testbin.Start(t, []string{
 		"REDIS_URL=" + srv.URL(), "WORKER_ID=" + id, "HEARTBEAT_INTERVAL=0.5", "HEARTBEAT_TTL=2",
 		"METRICS_ADDR=127.0.0.1", "METRICS_PORT=" + strconv.Itoa(w.port), "LOG_DIR=" + t.TempDir(),

@@ -57,7 +57,7 @@ func startPrometheus(t *testing.T, config string) *prometheusServer {
 	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(localPort(t))
+	addr := "127.0.0.1:" + strconv.Itoa(testbin.FreePort(t))
 	p := &prometheusServer{base: "http://" + addr, out: &lockedBuffer{}}
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
