@@ -89,11 +89,16 @@ type File struct {
 
 	// mu serialises writes and rotation, so records never interleave and a
 	// record never straddles a rotation.
-	mu        sync.Mutex
-	file      *os.File // nil after a failure; the next Write reopens path
-	size      int64
-	lastNano  int64 // suffix of the newest pending file; only ever grows, so names never collide
-	closed    bool
+	mu       sync.Mutex
+	file     *os.File // nil after a failure; the next Write reopens path
+	size     int64
+	lastNano int64 // suffix of the newest pending file; only ever grows, so names never collide
+	closed   bool
+	// torn is set when a write stopped partway through a record (a full
+	// disk): the next record then starts with a newline, so the fragment
+	// spoils only itself and not the record after it.
+	torn      bool
+	writeFile func(*os.File, []byte) (int, error) // (*os.File).Write; tests make it fail partway
 	writes    streak
 	rotations streak
 
@@ -118,6 +123,8 @@ func OpenFile(path string, opts RotateOptions) (*File, error) {
 		opts: opts,
 		wake: make(chan struct{}, 1),
 		done: make(chan struct{}),
+
+		writeFile: (*os.File).Write,
 	}
 	f.errOut.w = opts.ErrorOutput
 	f.writes = streak{out: &f.errOut, op: "writing", path: path}
@@ -202,8 +209,21 @@ func (f *File) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n, err := f.file.Write(p)
+	rec := p
+	if f.torn {
+		rec = append([]byte{'\n'}, p...) // rare: only after a torn write
+	}
+	n, err := f.writeFile(f.file, rec)
 	f.size += int64(n)
+	switch {
+	case n == len(rec):
+		f.torn = false
+	case n > 0: // part of the record is in the file, without its newline
+		f.torn = true
+	}
+	if len(rec) > len(p) {
+		n = max(n-1, 0) // the newline was ours, not the caller's
+	}
 	if err != nil {
 		// The descriptor itself may be what broke (file replaced, stale
 		// handle); reopening the path on the next Write lets logging recover
@@ -256,6 +276,7 @@ func (f *File) rotate() error {
 		return err
 	}
 	f.lastNano = nano
+	f.torn = false // the fragment went to the archive; the new file starts clean
 	closeErr := f.file.Close()
 	f.file = nil
 	select {
