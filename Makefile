@@ -32,8 +32,12 @@ vet:
 unit:
 	$(GO) test -race -timeout 12m $(PKGS)
 
+# The version is stamped from git, so it does not depend on GOFLAGS letting
+# Go record VCS information.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/botfleet ./cmd/botfleet
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/botfleet/botfleet/internal/version.Version=$(VERSION)" -o bin/botfleet ./cmd/botfleet
 
 # bench runs the comparisons recorded in docs/performance.md.
 bench:
