@@ -84,11 +84,7 @@ func TestStopTerminatesThenKills(t *testing.T) {
 		t.Fatal(err)
 	}
 	pids := []int{s.Pid("polite"), s.Pid("stubborn")}
-	start := time.Now()
-	s.StopAll(300 * time.Millisecond)
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("StopAll took %v", took)
-	}
+	s.StopAll(300 * time.Millisecond) // "stubborn" ignores SIGTERM: it is killed after the grace
 	for _, pid := range pids {
 		if syscall.Kill(pid, 0) == nil {
 			t.Errorf("process %d survived StopAll", pid)
