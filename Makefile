@@ -29,10 +29,11 @@ vet:
 	test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet $(PKGS)
 
+# unit runs every test under the race detector, then the allocation test
+# without it: the race detector makes sync.Pool drop items, so allocation
+# counts only mean something in a normal build.
 unit:
 	$(GO) test -race -timeout 12m $(PKGS)
-	# The race detector makes sync.Pool drop items, so allocation counts
-	# are only meaningful without it.
 	$(GO) test -count=1 -run 'ZeroAllocs' ./logging
 
 # The version is stamped from git, so it does not depend on GOFLAGS letting
