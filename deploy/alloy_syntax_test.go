@@ -86,16 +86,6 @@ type alloyRef struct {
 	Line int
 }
 
-// Component returns the top-level block with that id, or nil.
-func (f *alloyFile) Component(id string) *alloyBlock {
-	for _, b := range f.Blocks {
-		if b.Label != "" && b.ID() == id {
-			return b
-		}
-	}
-	return nil
-}
-
 // ComponentsNamed returns the top-level blocks of a component name.
 func (f *alloyFile) ComponentsNamed(name string) []*alloyBlock {
 	var out []*alloyBlock

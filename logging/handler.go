@@ -344,21 +344,6 @@ var levelFields = [5]string{
 	`"levelname":"ERROR"`, `"levelname":"CRITICAL"`,
 }
 
-func levelIndex(l slog.Level) int {
-	switch {
-	case l < slog.LevelInfo:
-		return 0
-	case l < slog.LevelWarn:
-		return 1
-	case l < slog.LevelError:
-		return 2
-	case l < LevelCritical:
-		return 3
-	default:
-		return 4
-	}
-}
-
 // encodedBinding is a binding encoded by one core.
 type encodedBinding struct {
 	c     *core

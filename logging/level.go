@@ -13,18 +13,25 @@ const LevelCritical = slog.Level(12)
 // LevelName returns the name a record at level l carries in its levelname
 // field. Levels between the named ones round down (INFO+2 is INFO), so the
 // field only ever holds the five names that log pipelines filter on.
-func LevelName(l slog.Level) string {
+func LevelName(l slog.Level) string { return levelNames[levelIndex(l)] }
+
+// levelNames are the five names, indexed by levelIndex.
+var levelNames = [5]string{"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+// levelIndex is the bucket of l among the five names: the one place that
+// decides how levels round.
+func levelIndex(l slog.Level) int {
 	switch {
 	case l < slog.LevelInfo:
-		return "DEBUG"
+		return 0
 	case l < slog.LevelWarn:
-		return "INFO"
+		return 1
 	case l < slog.LevelError:
-		return "WARNING"
+		return 2
 	case l < LevelCritical:
-		return "ERROR"
+		return 3
 	default:
-		return "CRITICAL"
+		return 4
 	}
 }
 

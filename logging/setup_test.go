@@ -187,3 +187,17 @@ func TestPrettyHandler(t *testing.T) {
 		t.Errorf("colour mode wrote no colour: %q", colored.String())
 	}
 }
+
+func TestSetLevelChangesTheInstalledLoggerLive(t *testing.T) {
+	_, console, _ := setupIn(t, Options{Service: "bot"}, "json")
+	slog.Debug("hidden at INFO")
+	SetLevel(slog.LevelDebug)
+	t.Cleanup(func() { SetLevel(slog.LevelInfo) })
+	slog.Debug("shown at DEBUG")
+	SetLevel(LevelCritical)
+	slog.Error("hidden at CRITICAL")
+	recs := parseLines(t, console.Bytes())
+	if len(recs) != 1 || recs[0]["message"] != "shown at DEBUG" {
+		t.Fatalf("got %v, want only the record logged while the level was DEBUG", recs)
+	}
+}
