@@ -52,8 +52,8 @@ func TestAPIRoutes(t *testing.T) {
 	}
 	writeBeat(t, srv, beat{id: "py-1", state: "BUSY", at: now})
 	writeBeat(t, srv, beat{id: "old-1", at: now.Add(-time.Minute)})
-	redisCLI(t, srv, "", "HSET", heartbeat.KeyPrefix+"bad", "worker_id", "bad", "state", "LOST")
-	redisCLI(t, srv, "", "ZADD", heartbeat.IndexKey, "1", "bad")
+	srv.CLI(t, "", "HSET", heartbeat.KeyPrefix+"bad", "worker_id", "bad", "state", "LOST")
+	srv.CLI(t, "", "ZADD", heartbeat.IndexKey, "1", "bad")
 	base, routes := mountAPI(t, fleet.NewReader(rdb, fleet.Options{}))
 
 	wantRoutes := []string{"GET /api/fleet", "GET /api/fleet/workers/{id}", "GET /api/fleet/history", "GET /api/fleet/targets", "GET /api/fleet/events"}
@@ -247,7 +247,7 @@ func TestAPITargets(t *testing.T) {
 	for i, tt := range tests {
 		id := fmt.Sprintf("t%02d", i)
 		writeBeat(t, srv, beat{id: id, at: now})
-		redisCLI(t, srv, "", "HSET", heartbeat.KeyPrefix+id, "metrics_url", tt.url)
+		srv.CLI(t, "", "HSET", heartbeat.KeyPrefix+id, "metrics_url", tt.url)
 		if tt.target == "" {
 			skipped++
 			continue

@@ -4,13 +4,11 @@ package fleet_test
 // distinct from the dashboard tests' helpers, which share this package.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,27 +43,6 @@ func spawnWorker(t *testing.T, srv *redistest.Server, id string) *realWorker {
 		return rdb.Exists(context.Background(), heartbeat.KeyPrefix+id).Val() == 1
 	})
 	return w
-}
-
-// redisCLI runs the real redis-cli against srv with args, or with stdin
-// when there are none, and returns what it printed.
-func redisCLI(t testing.TB, srv *redistest.Server, stdin string, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("redis-cli not found: install the Debian package redis-tools (apt-get install redis-tools): %v", err)
-	}
-	cmd := exec.Command(bin, append([]string{"-u", srv.URL()}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("redis-cli %v: %v\n%s", args, err, out.String())
-	}
-	if strings.Contains(out.String(), "ERR") {
-		t.Fatalf("redis-cli %v answered an error:\n%s", args, out.String())
-	}
-	return out.String()
 }
 
 // beat is a heartbeat written by hand.
@@ -111,7 +88,7 @@ func writeBeat(t testing.TB, srv *redistest.Server, b beat) {
 		}
 		session = strings.ReplaceAll(session, r.old, r.new)
 	}
-	redisCLI(t, srv, session)
+	srv.CLI(t, session)
 }
 
 const wireDoc = "../docs/wire-format.md"

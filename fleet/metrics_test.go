@@ -45,8 +45,8 @@ func TestCollector(t *testing.T) {
 				writeBeat(t, srv, beat{id: "a", at: now.Add(-time.Second)})
 				writeBeat(t, srv, beat{id: "b", state: "BUSY", at: now.Add(-2 * time.Second)})
 				writeBeat(t, srv, beat{id: "c", at: now.Add(-time.Minute)})
-				redisCLI(t, srv, "", "HSET", heartbeat.KeyPrefix+"d", "worker_id", "d")
-				redisCLI(t, srv, "", "ZADD", heartbeat.IndexKey, "1", "d")
+				srv.CLI(t, "", "HSET", heartbeat.KeyPrefix+"d", "worker_id", "d")
+				srv.CLI(t, "", "ZADD", heartbeat.IndexKey, "1", "d")
 			},
 			want: `fleet_up 1
 fleet_workers{state="BUSY"} 1

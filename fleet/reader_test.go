@@ -121,7 +121,7 @@ func TestPrune(t *testing.T) {
 	rdb := srv.Client(t)
 	ctx := context.Background()
 	writeBeat(t, srv, beat{id: "here", at: redisNow(t, rdb)})
-	redisCLI(t, srv, "", "ZADD", heartbeat.IndexKey, "1688851200.123", "ghost")
+	srv.CLI(t, "", "ZADD", heartbeat.IndexKey, "1688851200.123", "ghost")
 
 	f := list(t, fleet.NewReader(rdb, fleet.Options{}))
 	if got := ids(f); !slices.Equal(got, []string{"here"}) {
@@ -159,8 +159,8 @@ func TestMalformedHashes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		args := append([]string{tt.command[0], heartbeat.KeyPrefix + tt.id}, tt.command[1:]...)
-		redisCLI(t, srv, "", args...)
-		redisCLI(t, srv, "", "ZADD", heartbeat.IndexKey, now, tt.id)
+		srv.CLI(t, "", args...)
+		srv.CLI(t, "", "ZADD", heartbeat.IndexKey, now, tt.id)
 	}
 
 	f, err := fleet.NewReader(rdb, fleet.Options{}).List(context.Background())
@@ -284,7 +284,7 @@ func TestGet(t *testing.T) {
 	if _, err := r.Get(ctx, "nobody"); !errors.Is(err, fleet.ErrNotFound) {
 		t.Errorf("Get(nobody): got %v, want ErrNotFound", err)
 	}
-	redisCLI(t, srv, "", "SET", heartbeat.KeyPrefix+"str", "x")
+	srv.CLI(t, "", "SET", heartbeat.KeyPrefix+"str", "x")
 	if w, err := r.Get(ctx, "str"); err != nil || w.Health != fleet.Invalid || !strings.Contains(w.Error, "WRONGTYPE") {
 		t.Errorf("Get(str): got %+v, %v; want invalid, WRONGTYPE", w, err)
 	}
@@ -364,11 +364,11 @@ func TestListSeesEveryChange(t *testing.T) {
 			func(w fleet.Worker) bool {
 				return w.State == "BUSY" && w.Timestamp.Equal(now.Add(time.Second).Truncate(time.Millisecond))
 			}},
-		{"one field rewritten in place", func() { redisCLI(t, srv, "", "HSET", heartbeat.KeyPrefix+"w", "jobs_failed", "9") },
+		{"one field rewritten in place", func() { srv.CLI(t, "", "HSET", heartbeat.KeyPrefix+"w", "jobs_failed", "9") },
 			func(w fleet.Worker) bool { return w.JobsFailed == 9 && w.State == "BUSY" }},
-		{"broken in place", func() { redisCLI(t, srv, "", "HSET", heartbeat.KeyPrefix+"w", "state", "NAPPING") },
+		{"broken in place", func() { srv.CLI(t, "", "HSET", heartbeat.KeyPrefix+"w", "state", "NAPPING") },
 			func(w fleet.Worker) bool { return w.Health == fleet.Invalid && strings.Contains(w.Error, "NAPPING") }},
-		{"mended", func() { redisCLI(t, srv, "", "HSET", heartbeat.KeyPrefix+"w", "state", "IDLE") },
+		{"mended", func() { srv.CLI(t, "", "HSET", heartbeat.KeyPrefix+"w", "state", "IDLE") },
 			func(w fleet.Worker) bool { return w.Health == fleet.Alive && w.State == "IDLE" && w.JobsFailed == 9 }},
 	}
 	for _, s := range steps {

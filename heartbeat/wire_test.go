@@ -1,11 +1,9 @@
 package heartbeat
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -139,7 +137,7 @@ func TestHandWrittenHeartbeat(t *testing.T) {
 // TestHandWrittenHeartbeatRedisCLI pipes the same session into redis-cli.
 func TestHandWrittenHeartbeatRedisCLI(t *testing.T) {
 	srv := redistest.Start(t)
-	out := redisCLI(t, srv, strings.Join(docSession(t), "\n")+"\n")
+	out := srv.CLI(t, strings.Join(docSession(t), "\n")+"\n")
 	if strings.Contains(out, "ERR") {
 		t.Fatalf("redis-cli session:\n%s", out)
 	}
@@ -177,37 +175,19 @@ func checkDocHeartbeat(t *testing.T, rdb *redis.Client) {
 	}
 }
 
-// redisCLI runs redis-cli against srv with the given arguments, or with
-// stdin when there are none, and returns its output.
-func redisCLI(t *testing.T, srv *redistest.Server, stdin string, args ...string) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("redis-cli not found (it comes with redis-server: apt-get install redis-server): %v", err)
-	}
-	cmd := exec.Command(bin, append([]string{"-u", srv.URL()}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("redis-cli %v: %v\n%s", args, err, out.String())
-	}
-	return out.String()
-}
-
 // TestDesignDebugCommands runs the design's debug commands against a
 // Beater's heartbeat.
 func TestDesignDebugCommands(t *testing.T) {
 	f := newFixture(t, nil)
 	f.start(t)
 
-	out := redisCLI(t, f.srv, "", "HGETALL", "worker:heartbeat:worker-1")
+	out := f.srv.CLI(t, "", "HGETALL", "worker:heartbeat:worker-1")
 	for _, want := range []string{"worker_id\nworker-1\n", "state\nIDLE\n", "timestamp\n1688851200.123\n", `"memory_mb":245.7`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("HGETALL output lacks %q:\n%s", want, out)
 		}
 	}
-	out = redisCLI(t, f.srv, "", "XREAD", "COUNT", "10", "STREAMS", "worker:status", "0")
+	out = f.srv.CLI(t, "", "XREAD", "COUNT", "10", "STREAMS", "worker:status", "0")
 	for _, want := range []string{"worker:status", "worker_id\nworker-1\n", "state\nIDLE\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("XREAD output lacks %q:\n%s", want, out)

@@ -1,10 +1,8 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -92,10 +90,7 @@ func TestHandWrittenJob(t *testing.T) {
 // runDebugCommands runs the doc's redis-cli debug commands, with the
 // example job id replaced by id, and checks Redis accepts them.
 func runDebugCommands(t *testing.T, srv *redistest.Server, id string) {
-	bin, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("redis-cli not found (it comes with redis-server): %v", err)
-	}
+	t.Helper()
 	ran := 0
 	for _, line := range docBlock(t, "bash") {
 		args := words(line)
@@ -107,12 +102,7 @@ func runDebugCommands(t *testing.T, srv *redistest.Server, id string) {
 				args[i] = "job:" + id
 			}
 		}
-		var out bytes.Buffer
-		cmd := exec.Command(bin, append([]string{"-u", srv.URL()}, args[1:]...)...)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil || strings.Contains(out.String(), "ERR") {
-			t.Errorf("%s: %v\n%s", line, err, out.String())
-		}
+		srv.CLI(t, "", args[1:]...)
 		ran++
 	}
 	if ran == 0 {

@@ -34,18 +34,6 @@ func get(t *testing.T, url, token string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// redisCLI runs the real redis-cli against srv, as the design's debug
-// commands do.
-func redisCLI(t *testing.T, srv *redistest.Server, args ...string) string {
-	t.Helper()
-	host, port, _ := net.SplitHostPort(srv.Addr())
-	out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli %v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
 type workerEnv struct {
 	redis *redistest.Server
 	port  int
@@ -116,10 +104,10 @@ func TestWorkerEndpointsAndHeartbeat(t *testing.T) {
 	}
 
 	// The design's debug commands, as written.
-	if out := redisCLI(t, srv, "HGETALL", "worker:heartbeat:worker-1"); !strings.Contains(out, "worker-1") || !strings.Contains(out, "metrics_url") {
+	if out := srv.CLI(t, "", "HGETALL", "worker:heartbeat:worker-1"); !strings.Contains(out, "worker-1") || !strings.Contains(out, "metrics_url") {
 		t.Errorf("HGETALL printed %q", out)
 	}
-	if out := redisCLI(t, srv, "XREAD", "COUNT", "10", "STREAMS", "worker:status", "0"); !strings.Contains(out, "worker-1") {
+	if out := srv.CLI(t, "", "XREAD", "COUNT", "10", "STREAMS", "worker:status", "0"); !strings.Contains(out, "worker-1") {
 		t.Errorf("XREAD printed %q", out)
 	}
 	if url := rdb.HGet(ctx, "worker:heartbeat:worker-1", "metrics_url").Val(); url != w.base+"/metrics" {

@@ -343,3 +343,28 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// CLI runs the real redis-cli against s with args or, with none, the
+// commands in stdin, as a person or a worker in another language would, and
+// returns what it printed. A redis-cli that fails, or a reply line that is
+// an error (ERR ..., (error) ...), fails the test.
+func (s *Server) CLI(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redis-cli not found: run `make test` (installs it) or apt-get install redis-tools: %v", err)
+	}
+	cmd := exec.Command(bin, append([]string{"-u", s.URL()}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("redis-cli %v: %v\n%s", args, err, out.String())
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "ERR") || strings.HasPrefix(line, "(error)") {
+			t.Fatalf("redis-cli %v answered an error:\n%s", args, out.String())
+		}
+	}
+	return out.String()
+}
