@@ -3,8 +3,6 @@ package logging
 import (
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync/atomic"
 	"testing"
 )
 
@@ -20,21 +18,5 @@ func BenchmarkOSFileParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
-	var ids atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		g := int(ids.Add(1))
-		line := make([]byte, 0, 32)
-		for n := 0; pb.Next(); n++ {
-			line = appendLine(line[:0], g, n)
-			if _, err := f.Write(line); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+	benchLines(b, f)
 }
