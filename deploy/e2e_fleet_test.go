@@ -10,16 +10,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/internal/promtest"
 	"github.com/botfleet/botfleet/internal/redistest"
 	"github.com/botfleet/botfleet/internal/testbin"
 )
@@ -63,7 +62,7 @@ func (e *e2e) startProcess(t *testing.T, env []string, args ...string) (string, 
 
 // startPrometheus runs prometheus on a copy of deploy/prometheus, with the
 // token file the compose stack writes and prometheus.yml made local.
-func (e *e2e) startPrometheus(bin string) {
+func (e *e2e) startPrometheus() {
 	t := e.t
 	t.Helper()
 	dir := t.TempDir()
@@ -89,48 +88,12 @@ func (e *e2e) startPrometheus(bin string) {
 		t.Fatal(err)
 	}
 
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testbin.FreePort(t)))
-	e.prom = "http://" + addr
-	logPath := filepath.Join(dir, "prometheus.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config.file=prometheus.yml", "--web.listen-address="+addr,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"))
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	// Registered after TempDir, so it runs before the directory goes.
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logFile.Close()
 		if t.Failed() {
-			out, _ := os.ReadFile(logPath)
-			t.Logf("local prometheus.yml:\n%s\nprometheus output:\n%s", local, out)
+			t.Logf("local prometheus.yml:\n%s", local)
 		}
 	})
-	e.waitFor(t, 20*time.Second, "prometheus to be ready", func() (bool, string) {
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(logPath)
-			t.Fatalf("prometheus exited: %v\n%s", cmd.ProcessState, out)
-		default:
-		}
-		code, body, err := e.do(http.MethodGet, e.prom+"/-/ready", "", nil)
-		return code == http.StatusOK, fmt.Sprintf("%d %s %v", code, body, err)
-	})
+	e.prom = promtest.Start(t, filepath.Join(dir, "prometheus.yml")).URL
 }
 
 // localize changes, in the decoded prometheus.yml, only what cannot work

@@ -54,7 +54,7 @@ var designQueries = []string{
 // alerts for a killed and for an unscrapable worker become active.
 func TestPrometheusE2E(t *testing.T) {
 	t.Parallel()
-	promBin := requireTool(t, "prometheus", promtoolPackage)
+	requireTool(t, "prometheus", promtoolPackage) // before anything starts
 	built := time.Now()
 	testbin.Path(t) // go build, before the clock starts: it is slow on a busy machine
 	t.Logf("botfleet built in %.1fs", time.Since(built).Seconds())
@@ -62,7 +62,7 @@ func TestPrometheusE2E(t *testing.T) {
 	e.last = e.start
 	e.client.Timeout = 5 * time.Second
 	e.startFleet("e2e-worker-a", "e2e-worker-b")
-	e.startPrometheus(promBin)
+	e.startPrometheus()
 	e.lap("fleet and prometheus started")
 
 	if !t.Run("every target is up", e.targetsUp) {

@@ -1,101 +1,35 @@
 package fleet_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/botfleet/botfleet/fleet"
+	"github.com/botfleet/botfleet/internal/promtest"
 	"github.com/botfleet/botfleet/internal/redistest"
 	"github.com/botfleet/botfleet/internal/testbin"
 )
 
-// prometheusServer is a real Prometheus process.
-type prometheusServer struct {
-	base string
-	out  *lockedBuffer
-}
+// prometheusServer is a real Prometheus process, with the queries these
+// tests make of it.
+type prometheusServer struct{ base string }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startPrometheus runs the real prometheus (Debian package prometheus) with
-// config on a free loopback port, waits until it is ready and stops it when
-// the test ends.
+// startPrometheus writes config to a temporary prometheus.yml and runs the
+// real prometheus on it.
 func startPrometheus(t *testing.T, config string) *prometheusServer {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Fatalf("prometheus not found: install the Debian package prometheus (apt-get install prometheus): %v", err)
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+	path := filepath.Join(t.TempDir(), "prometheus.yml")
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(testbin.FreePort(t))
-	p := &prometheusServer{base: "http://" + addr, out: &lockedBuffer{}}
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	// Registered after TempDir, so it runs first: Prometheus is gone before
-	// its data directory is removed.
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", p.out.String())
-		}
-	})
-	testbin.WaitFor(t, 20*time.Second, "prometheus to be ready", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited:\n%s", p.out.String())
-		default:
-		}
-		resp, err := http.Get(p.base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return p
+	return &prometheusServer{base: promtest.Start(t, path).URL}
 }
 
 // activeTarget is one entry of Prometheus's /api/v1/targets.
