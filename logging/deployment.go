@@ -30,6 +30,16 @@ func DetectDeployment() Deployment {
 	return detectDeployment(os.Getenv, os.ReadFile, os.Hostname)
 }
 
+// DetectDeploymentEnv is DetectDeployment reading the environment
+// variables (DEPLOYMENT_ENV and the region's) through getenv, os.Getenv
+// when nil, for a program whose configuration comes from elsewhere.
+func DetectDeploymentEnv(getenv func(string) string) Deployment {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	return detectDeployment(getenv, os.ReadFile, os.Hostname)
+}
+
 // detectDeployment is DetectDeployment with its environment, file system and
 // hostname injected, so tests can play any host.
 func detectDeployment(getenv func(string) string, readFile func(string) ([]byte, error), hostname func() (string, error)) Deployment {
