@@ -111,7 +111,9 @@ func ParseBool(s string) (value, ok bool) {
 // Options says who is logging and overrides the environment. The zero value
 // logs as service "bot" with the environment's configuration.
 type Options struct {
-	// Service and WorkerID are bound to every record (service, worker_id).
+	// Service and WorkerID are bound to every record (service, worker_id)
+	// of the logger Setup or New returns, on the logger itself: two
+	// loggers in one process each carry their own.
 	Service  string
 	WorkerID string
 	// FileName is the log file's base name: logs/workers/<FileName>.jsonl
@@ -121,46 +123,142 @@ type Options struct {
 	// Config, when set, is used instead of reading the environment: read
 	// it with ConfigFromEnv and change what the program must decide.
 	Config *Config
-	// Stdout receives the console form; nil means os.Stdout.
+	// Stdout receives the console form; nil means os.Stdout. Two loggers
+	// may share it when its Write is safe for concurrent use, as
+	// os.Stdout's is.
 	Stdout io.Writer
-	// Deployment is bound to every record; nil means DetectDeployment().
+	// Deployment is bound to every record, like Service; nil means
+	// DetectDeployment().
 	Deployment *Deployment
+	// Level, when set, is the level the logger follows, so the program
+	// can change it while it runs; Setup and New set it to the
+	// configuration's level. nil means the level SetLevel changes for
+	// Setup, and a level of the logger's own for New.
+	Level *slog.LevelVar
+}
+
+// config returns the configuration opts asks for: opts.Config, or the
+// environment's.
+func (o Options) config() (Config, error) {
+	if o.Config != nil {
+		return *o.Config, nil
+	}
+	return ConfigFromEnv(nil)
+}
+
+// identity returns the attributes that say who logs: service, worker id
+// and deployment, as the design's bind_log_context and
+// bind_deployment_context bind them.
+func (o Options) identity(d Deployment) []slog.Attr {
+	service := o.Service
+	if service == "" {
+		service = "bot"
+	}
+	attrs := []slog.Attr{slog.String(KeyService, service)}
+	if o.WorkerID != "" {
+		attrs = append(attrs, slog.String(KeyWorkerID, o.WorkerID))
+	}
+	return append(attrs, d.Attrs()...)
 }
 
 var (
 	level   slog.LevelVar // the level Setup installs; SetLevel changes it
 	setupMu sync.Mutex
-	current Config // the configuration of the last Setup, for Session
+	current setupState // what the last Setup installed, for Session
 )
+
+// setupState is what Session needs of the last Setup.
+type setupState struct {
+	cfg      Config
+	level    slog.Leveler
+	identity []slog.Attr
+}
 
 // SetLevel changes the minimum level of the logger Setup installed, while
 // the program runs.
 func SetLevel(l slog.Level) { level.Set(l) }
 
-// Setup configures logging for the whole process, as the design's
-// setup_logging does: it reads the environment (or opts.Config), binds the
-// service, worker id and deployment context process-wide, opens the log
-// files when LOG_TO_FILE is on, and installs the result as slog.Default().
-// It returns that logger and a function that flushes and closes the files.
-// A log directory that cannot be written is an error, and nothing is
-// installed.
+// Setup configures logging for a program that is one service, as the
+// design's setup_logging does: it builds a logger with New (the
+// environment's or opts.Config's configuration, the service, worker id and
+// deployment bound to it, the log files opened when LOG_TO_FILE is on) and
+// installs it as slog.Default(), so that plain slog calls anywhere in the
+// program carry the same fields. It returns that logger and a function that
+// flushes and closes the files. A log directory that cannot be written is
+// an error, and nothing is installed.
+//
+// Setup binds nothing process-wide (see Bind): a program that runs two
+// services side by side calls New for the second, or for both.
 func Setup(opts Options) (*slog.Logger, func() error, error) {
-	cfg := opts.Config
-	if cfg == nil {
-		c, err := ConfigFromEnv(nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		cfg = &c
+	cfg, err := opts.config()
+	if err != nil {
+		return nil, nil, err
 	}
+	opts.Config = &cfg
+	if opts.Level == nil {
+		opts.Level = &level
+	}
+	d := opts.deployment()
+	opts.Deployment = &d
+	logger, closeLogs, err := New(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	slog.SetDefault(logger)
+	setupMu.Lock()
+	current = setupState{cfg: cfg, level: opts.Level, identity: opts.identity(d)}
+	setupMu.Unlock()
+	return logger, closeLogs, nil
+}
+
+// New returns a logger configured as Setup's is, and a function that
+// flushes and closes its files, but installs nothing: slog.Default() and
+// the process-wide binding stay as they are. Its records carry opts'
+// service, worker id and deployment, bound to the logger itself, so they
+// win over anything bound with Bind (a field bound closer to the call
+// wins, and a context from With is closer still). A program running two
+// services gives each its own:
+//
+//	botLog, closeBot, err := logging.New(logging.Options{Service: "bot"})
+//	...
+//	workerLog, closeWorker, err := logging.New(logging.Options{Service: "worker", WorkerID: "worker-1"})
+//
+// With LOG_TO_FILE on, each writes its own file (logs/bot/bot.jsonl,
+// logs/workers/worker-1.jsonl); both write the console form to opts.Stdout.
+func New(opts Options) (*slog.Logger, func() error, error) {
+	cfg, err := opts.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	lv := opts.Level
+	if lv == nil {
+		lv = new(slog.LevelVar)
+	}
+	lv.Set(cfg.Level)
+	h, closeLogs, err := newHandler(cfg, opts, &HandlerOptions{Level: lv, AddSource: cfg.AddSource, RedactKeys: cfg.RedactKeys})
+	if err != nil {
+		return nil, nil, err
+	}
+	return slog.New(h.WithAttrs(opts.identity(opts.deployment()))), closeLogs, nil
+}
+
+// deployment returns opts.Deployment, or the detected one.
+func (o Options) deployment() Deployment {
+	if o.Deployment != nil {
+		return *o.Deployment
+	}
+	return DetectDeployment()
+}
+
+// newHandler returns the handler writing cfg's outputs for opts: the
+// console form, and the files when cfg.ToFile is on. The function closes
+// the files, once.
+func newHandler(cfg Config, opts Options, hopts *HandlerOptions) (slog.Handler, func() error, error) {
 	stdout := opts.Stdout
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	level.Set(cfg.Level)
-	hopts := &HandlerOptions{Level: &level, AddSource: cfg.AddSource, RedactKeys: cfg.RedactKeys}
 	handlers := []slog.Handler{consoleHandler(cfg.Format, stdout, hopts)}
-
 	var files []*File
 	closeAll := func() error {
 		var errs []error
@@ -171,14 +269,14 @@ func Setup(opts Options) (*slog.Logger, func() error, error) {
 	}
 	if cfg.ToFile {
 		base, dir := logFile(opts)
-		f, err := openLogFile(*cfg, filepath.Join(cfg.Dir, dir, base+".jsonl"))
+		f, err := openLogFile(cfg, filepath.Join(cfg.Dir, dir, base+".jsonl"))
 		if err != nil {
 			return nil, nil, err
 		}
 		files = append(files, f)
 		handlers = append(handlers, NewJSONHandler(f, hopts))
 		if cfg.Format == "pretty" {
-			dev, err := openLogFile(*cfg, filepath.Join(cfg.Dir, dir, base+"-dev.log"))
+			dev, err := openLogFile(cfg, filepath.Join(cfg.Dir, dir, base+"-dev.log"))
 			if err != nil {
 				closeAll()
 				return nil, nil, err
@@ -187,34 +285,13 @@ func Setup(opts Options) (*slog.Logger, func() error, error) {
 			handlers = append(handlers, newPrettyHandler(dev, hopts, false))
 		}
 	}
-
-	d := opts.Deployment
-	if d == nil {
-		dd := DetectDeployment()
-		d = &dd
-	}
-	BindDeployment(*d)
-	service := opts.Service
-	if service == "" {
-		service = "bot"
-	}
-	Bind(KeyService, service)
-	if opts.WorkerID != "" {
-		Bind(KeyWorkerID, opts.WorkerID)
-	}
-
 	var h slog.Handler = handlers[0]
 	if len(handlers) > 1 {
 		h = slog.NewMultiHandler(handlers...)
 	}
-	logger := slog.New(h)
-	slog.SetDefault(logger)
-	setupMu.Lock()
-	current = *cfg
-	setupMu.Unlock()
 	var once sync.Once
 	var closeErr error
-	return logger, func() error { once.Do(func() { closeErr = closeAll() }); return closeErr }, nil
+	return h, func() error { once.Do(func() { closeErr = closeAll() }); return closeErr }, nil
 }
 
 func consoleHandler(format string, w io.Writer, opts *HandlerOptions) slog.Handler {
@@ -266,16 +343,18 @@ func Session(name string) (*slog.Logger, func() error, error) {
 		return nil, nil, fmt.Errorf("session name %q: want a non-empty name without slashes", name)
 	}
 	setupMu.Lock()
-	cfg := current
+	st := current
 	setupMu.Unlock()
 	parent := slog.Default().Handler()
-	if !cfg.ToFile {
+	if !st.cfg.ToFile {
 		return slog.New(parent).With("session", name), func() error { return nil }, nil
 	}
-	f, err := openLogFile(cfg, filepath.Join(cfg.Dir, "workers", name+".log"))
+	f, err := openLogFile(st.cfg, filepath.Join(st.cfg.Dir, "workers", name+".log"))
 	if err != nil {
 		return nil, nil, err
 	}
-	h := slog.NewMultiHandler(parent, NewJSONHandler(f, &HandlerOptions{Level: &level, AddSource: cfg.AddSource, RedactKeys: cfg.RedactKeys}))
-	return slog.New(h).With("session", name), f.Close, nil
+	// The file's handler is new, so it gets the identity the default
+	// logger's handler carries.
+	file := NewJSONHandler(f, &HandlerOptions{Level: st.level, AddSource: st.cfg.AddSource, RedactKeys: st.cfg.RedactKeys}).WithAttrs(st.identity)
+	return slog.New(slog.NewMultiHandler(parent, file)).With("session", name), f.Close, nil
 }

@@ -2,10 +2,13 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -199,5 +202,151 @@ func TestSetLevelChangesTheInstalledLoggerLive(t *testing.T) {
 	recs := parseLines(t, console.Bytes())
 	if len(recs) != 1 || recs[0]["message"] != "shown at DEBUG" {
 		t.Fatalf("got %v, want only the record logged while the level was DEBUG", recs)
+	}
+}
+
+// TestTwoServicesInOneProcess runs a bot and a worker side by side, each
+// with its own logger from New, and checks that every record carries its
+// own service and worker_id, whether logged directly, named, or with a
+// context from With; that New and Setup bind nothing process-wide; and
+// that Setup's slog.Default() carries the single service's fields.
+func TestTwoServicesInOneProcess(t *testing.T) {
+	isolate(t)
+	prev := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	Bind("build", "v1.4.2") // process-wide, as a single-service program binds
+	cfg := DefaultConfig()
+	d := Deployment{Hostname: "bot-server-01", Env: "staging"}
+	newLogger := func(opts Options, w *bytes.Buffer) *slog.Logger {
+		t.Helper()
+		opts.Config, opts.Stdout, opts.Deployment = &cfg, w, &d
+		logger, closeLogs, err := New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { closeLogs() })
+		return logger
+	}
+	var botOut, workerOut bytes.Buffer
+	bot := newLogger(Options{Service: "bot"}, &botOut)
+	worker := newLogger(Options{Service: "worker", WorkerID: "worker-1"}, &workerOut)
+	if slog.Default() != prev {
+		t.Error("New installed slog.Default()")
+	}
+
+	var wg sync.WaitGroup
+	for _, l := range []*slog.Logger{bot, worker} {
+		wg.Go(func() {
+			for i := range 50 {
+				ctx := With(t.Context(), KeyJobID, "echo."+strconv.Itoa(i))
+				l.Info("direct")
+				l.InfoContext(ctx, "via context")
+				Named(l, "jobs").InfoContext(ctx, "named via context")
+			}
+		})
+	}
+	wg.Wait()
+
+	// Setup for a third service after the two: it must not change theirs.
+	var defaultOut bytes.Buffer
+	_, closeLogs, err := Setup(Options{Service: "worker", WorkerID: "worker-2", Config: &cfg, Stdout: &defaultOut, Deployment: &d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeLogs() })
+	bot.Info("after Setup")
+	worker.Info("after Setup")
+	ctx := With(t.Context(), KeyJobID, "sleep.000001")
+	slog.InfoContext(ctx, "default via context")
+	slog.Info("default")
+
+	for _, a := range Attrs(nil) {
+		if slotOf(a.Key) >= 0 {
+			t.Errorf("New or Setup bound %s process-wide", a)
+		}
+	}
+	tests := []struct {
+		name            string
+		out             *bytes.Buffer
+		records         int
+		service, worker any
+	}{
+		{"bot", &botOut, 151, "bot", nil},
+		{"worker", &workerOut, 151, "worker", "worker-1"},
+		{"default", &defaultOut, 2, "worker", "worker-2"},
+	}
+	for _, tt := range tests {
+		recs := parseLines(t, tt.out.Bytes())
+		if len(recs) != tt.records {
+			t.Errorf("%s: got %d records, want %d", tt.name, len(recs), tt.records)
+		}
+		for _, m := range recs {
+			if m["service"] != tt.service || m["worker_id"] != tt.worker || m["hostname"] != "bot-server-01" || m["build"] != "v1.4.2" {
+				t.Fatalf("%s: got %v, want service %v, worker_id %v, the deployment and the process-wide build", tt.name, m, tt.service, tt.worker)
+			}
+			if _, ok := m["job_id"]; ok != strings.Contains(m["message"].(string), "via context") {
+				t.Fatalf("%s: job_id and message disagree: %v", tt.name, m)
+			}
+		}
+	}
+}
+
+// TestContextHandlerBindingPrecedence checks the pretty form takes each
+// context field from the closest binding, as the JSON form does: the
+// context, then the logger, then the process.
+func TestContextHandlerBindingPrecedence(t *testing.T) {
+	isolate(t)
+	Bind("service", "global", "region", "eu-1")
+	var buf bytes.Buffer
+	logger := slog.New(NewPrettyHandler(&buf, nil)).With("service", "handler", "worker_id", "w-1")
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want []string
+	}{
+		{"no context", t.Context(), []string{"service=handler", "worker_id=w-1", "region=eu-1"}},
+		{"context", With(t.Context(), "service", "ctx"), []string{"service=ctx", "worker_id=w-1", "region=eu-1"}},
+	}
+	for _, tt := range tests {
+		buf.Reset()
+		logger.InfoContext(tt.ctx, "m")
+		out := buf.String()
+		for _, w := range tt.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: %q lacks %q", tt.name, out, w)
+			}
+		}
+		if n := strings.Count(out, "service="); n != 1 {
+			t.Errorf("%s: service appears %d times in %q", tt.name, n, out)
+		}
+	}
+}
+
+// TestNewLevel checks a logger from New follows its own level, which
+// Options.Level lets the program change, and not the one SetLevel changes.
+func TestNewLevel(t *testing.T) {
+	isolate(t)
+	cfg := DefaultConfig()
+	var own, mine bytes.Buffer
+	a, _, err := New(Options{Config: &cfg, Stdout: &own, Deployment: &Deployment{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lv slog.LevelVar
+	b, _, err := New(Options{Config: &cfg, Stdout: &mine, Deployment: &Deployment{}, Level: &lv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	SetLevel(slog.LevelDebug)
+	t.Cleanup(func() { SetLevel(slog.LevelInfo) })
+	a.Debug("hidden: SetLevel is Setup's")
+	b.Debug("hidden: still INFO")
+	lv.Set(slog.LevelDebug)
+	b.Debug("shown")
+	if own.Len() != 0 {
+		t.Errorf("SetLevel changed a logger from New: %s", own.Bytes())
+	}
+	if recs := parseLines(t, mine.Bytes()); len(recs) != 1 || recs[0]["message"] != "shown" {
+		t.Errorf("got %v, want only the record logged after Options.Level changed", recs)
 	}
 }

@@ -73,15 +73,24 @@ func (h *ContextHandler) Handle(ctx context.Context, r slog.Record) error {
 		content := append(slices.Clip(h.frames[i+1]), inner...)
 		inner = []slog.Attr{{Key: h.groups[i], Value: slog.GroupValue(content...)}}
 	}
-	top := Attrs(ctx)
-	// A context field bound on the handler (logger.With("service", ...))
-	// replaces the process-wide one instead of repeating the key.
+	// Each context field comes from the closest binding, as in
+	// JSONHandler: the context (With), then this handler
+	// (logger.With("service", ...)), then the process (Bind).
+	b := globalBinding.Load()
+	var rest []slog.Attr // the handler's other top-level attributes
 	for _, a := range h.frames[0] {
 		if slotOf(a.Key) >= 0 {
-			top = slices.DeleteFunc(top, func(b slog.Attr) bool { return b.Key == a.Key })
+			b = b.with([]slog.Attr{a})
+		} else {
+			rest = append(rest, a)
 		}
 	}
-	top = append(top, h.frames[0]...)
+	if ctx != nil {
+		if cb, _ := ctx.Value(ctxKey{}).(*binding); cb != nil {
+			b = b.with(cb.attrs())
+		}
+	}
+	top := append(b.attrs(), rest...)
 	top = append(top, inner...)
 
 	out := slog.NewRecord(r.Time, r.Level, redactValue(r.Message), r.PC)
