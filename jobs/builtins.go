@@ -6,10 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"math"
-	"net/http"
-	"net/url"
+	"net"
 	"strconv"
 	"time"
 )
@@ -22,31 +21,8 @@ const (
 	TypeFail      = "fail"
 )
 
-// Limits of the built-in handlers.
-const (
-	DefaultFetchTimeout = 10 * time.Second
-	MaxFetchTimeout     = 2 * time.Minute
-	// MaxFetchBody is how much of a response http.fetch reads; the rest is
-	// not downloaded and the result says "truncated".
-	MaxFetchBody = 10 << 20
-	MaxSleep     = time.Hour
-)
-
-// FetchPayload is the payload of an http.fetch job.
-type FetchPayload struct {
-	URL     string   `json:"url"`               // http or https
-	Timeout Duration `json:"timeout,omitempty"` // default DefaultFetchTimeout, at most MaxFetchTimeout
-}
-
-// FetchResult is the result of an http.fetch job. Any HTTP response is a
-// success, whatever its status; failing to get one (refused, timed out)
-// fails the attempt.
-type FetchResult struct {
-	Status     int     `json:"status"`
-	Bytes      int64   `json:"bytes"`       // of the body read, at most MaxFetchBody
-	DurationMS float64 `json:"duration_ms"` // request sent to body read
-	Truncated  bool    `json:"truncated,omitempty"`
-}
+// MaxSleep is the longest a sleep job sleeps.
+const MaxSleep = time.Hour
 
 // SleepPayload is the payload of a sleep job.
 type SleepPayload struct {
@@ -89,6 +65,16 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
+// BuiltinOptions configures the built-in job types. Nil or the zero value
+// means the defaults.
+type BuiltinOptions struct {
+	Fetch FetchOptions
+	// Logger receives the DEBUG records that say why an http.fetch
+	// destination was refused or unreachable, which the job's error does not
+	// (see ErrFetchUnreachable). Nil means slog.Default().
+	Logger *slog.Logger
+}
+
 // Builtins registers the built-in job types on mux, so a fleet has real
 // work out of the box:
 //
@@ -97,14 +83,24 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 //	echo        any JSON -> the same JSON
 //	fail        {"message": "boom"} -> always fails with that message
 //
-// http.fetch sends GET requests with client (nil means a client of its own).
-// A payload the handler cannot use fails the job without retries.
-func Builtins(mux *Mux, client *http.Client) {
-	if client == nil {
-		client = &http.Client{}
+// http.fetch sends GET requests to public destinations only, unless
+// opts.Fetch.Allow opens others; see FetchOptions for its limits. A payload
+// the handler cannot use fails the job without retries. Builtins panics if
+// opts.Fetch.Allow holds an entry ParseFetchAllow refuses.
+func Builtins(mux *Mux, opts *BuiltinOptions) {
+	if opts == nil {
+		opts = &BuiltinOptions{}
 	}
-	mux.HandleFunc(TypeHTTPFetch, fetcher{client}.fetch)
-	mux.HandleFunc(TypeSleep, sleep)
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	f, err := newFetcher(opts.Fetch, logger, &net.Dialer{Timeout: MaxFetchTimeout, KeepAlive: 30 * time.Second})
+	if err != nil {
+		panic("jobs: Builtins: " + err.Error())
+	}
+	mux.HandleFunc(TypeHTTPFetch, f.fetch)
+	mux.HandleFunc(TypeSleep, sleepJob)
 	mux.HandleFunc(TypeEcho, echo)
 	mux.HandleFunc(TypeFail, fail)
 }
@@ -124,57 +120,7 @@ func badPayload(job *Job, format string, args ...any) error {
 	return fmt.Errorf("%s: bad payload: %s (%w)", job.Type, fmt.Sprintf(format, args...), ErrSkipRetry)
 }
 
-type fetcher struct{ client *http.Client }
-
-func (f fetcher) fetch(ctx context.Context, job *Job) (any, error) {
-	var p FetchPayload
-	if err := decodeStrict(job, &p); err != nil {
-		return nil, err
-	}
-	u, err := url.Parse(p.URL)
-	switch {
-	case p.URL == "":
-		return nil, badPayload(job, `"url" is missing`)
-	case err != nil:
-		return nil, badPayload(job, `"url": %v`, err)
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, badPayload(job, `"url" %q: want an http or https URL`, p.URL)
-	case u.Host == "":
-		return nil, badPayload(job, `"url" %q: no host`, p.URL)
-	}
-	timeout := time.Duration(p.Timeout)
-	switch {
-	case timeout == 0:
-		timeout = DefaultFetchTimeout
-	case timeout < 0 || timeout > MaxFetchTimeout:
-		return nil, badPayload(job, `"timeout" %v: want more than 0 and at most %v`, timeout, MaxFetchTimeout)
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, badPayload(job, `"url": %v`, err)
-	}
-	start := time.Now()
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, MaxFetchBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("read body of %s: %w", u.Redacted(), err)
-	}
-	took := time.Since(start)
-	return FetchResult{
-		Status:     resp.StatusCode,
-		Bytes:      min(n, MaxFetchBody),
-		DurationMS: math.Round(float64(took.Microseconds())) / 1e3,
-		Truncated:  n > MaxFetchBody,
-	}, nil
-}
-
-func sleep(ctx context.Context, job *Job) (any, error) {
+func sleepJob(ctx context.Context, job *Job) (any, error) {
 	var p SleepPayload
 	if err := decodeStrict(job, &p); err != nil {
 		return nil, err

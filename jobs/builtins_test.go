@@ -4,84 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 )
 
 // runBuiltin runs a built-in handler on payload, as a consumer would.
-func runBuiltin(ctx context.Context, t *testing.T, client *http.Client, typ, payload string) (any, error) {
+func runBuiltin(ctx context.Context, t *testing.T, typ, payload string) (any, error) {
 	t.Helper()
 	mux := NewMux()
-	Builtins(mux, client)
+	Builtins(mux, nil)
 	h, ok := mux.handler(typ)
 	if !ok {
 		t.Fatalf("no handler for %s", typ)
 	}
 	return h.Handle(ctx, &Job{ID: typ + ".test", Type: typ, Payload: json.RawMessage(payload), Attempt: 1, MaxAttempts: 3})
-}
-
-func TestHTTPFetch(t *testing.T) {
-	big := strings.Repeat("x", MaxFetchBody+10)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/ok":
-			w.Write([]byte("hello"))
-		case "/missing":
-			http.NotFound(w, r)
-		case "/big":
-			w.Write([]byte(big))
-		case "/slow":
-			<-r.Context().Done()
-		}
-	}))
-	defer srv.Close()
-	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") {
-		t.Fatalf("test server at %s, want 127.0.0.1", srv.URL)
-	}
-	tests := []struct {
-		name     string
-		payload  string
-		want     FetchResult
-		wantErr  string
-		skipRetr bool
-	}{
-		{name: "ok", payload: `{"url":"` + srv.URL + `/ok"}`, want: FetchResult{Status: 200, Bytes: 5}},
-		{name: "404 is a result", payload: `{"url":"` + srv.URL + `/missing"}`, want: FetchResult{Status: 404, Bytes: 19}},
-		{name: "body capped", payload: `{"url":"` + srv.URL + `/big"}`, want: FetchResult{Status: 200, Bytes: MaxFetchBody, Truncated: true}},
-		{name: "timeout", payload: `{"url":"` + srv.URL + `/slow","timeout":"50ms"}`, wantErr: "context deadline exceeded"},
-		{name: "timeout in seconds", payload: `{"url":"` + srv.URL + `/slow","timeout":0.05}`, wantErr: "context deadline exceeded"},
-		{name: "no url", payload: `{}`, wantErr: `"url" is missing`, skipRetr: true},
-		{name: "not http", payload: `{"url":"file:///etc/passwd"}`, wantErr: "want an http or https URL", skipRetr: true},
-		{name: "no host", payload: `{"url":"http:///x"}`, wantErr: "no host", skipRetr: true},
-		{name: "unknown field", payload: `{"url":"` + srv.URL + `","method":"POST"}`, wantErr: `unknown field "method"`, skipRetr: true},
-		{name: "timeout too long", payload: `{"url":"` + srv.URL + `","timeout":"1h"}`, wantErr: "at most 2m0s", skipRetr: true},
-		{name: "refused", payload: `{"url":"http://127.0.0.1:1/"}`, wantErr: "connection refused"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := runBuiltin(context.Background(), t, srv.Client(), TypeHTTPFetch, tt.payload)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || errors.Is(err, ErrSkipRetry) != tt.skipRetr {
-					t.Errorf("err = %v, want one containing %q (skip retry: %v)", err, tt.wantErr, tt.skipRetr)
-				}
-				return
-			}
-			res, ok := got.(FetchResult)
-			if err != nil || !ok {
-				t.Fatalf("fetch = %v, %v; want a FetchResult", got, err)
-			}
-			if res.DurationMS <= 0 {
-				t.Errorf("duration_ms = %v, want > 0", res.DurationMS)
-			}
-			res.DurationMS = 0
-			if res != tt.want {
-				t.Errorf("result = %+v, want %+v", res, tt.want)
-			}
-		})
-	}
 }
 
 func TestSleep(t *testing.T) {
@@ -106,7 +43,7 @@ func TestSleep(t *testing.T) {
 				cancel()
 			}
 			start := time.Now()
-			got, err := runBuiltin(ctx, t, nil, TypeSleep, tt.payload)
+			got, err := runBuiltin(ctx, t, TypeSleep, tt.payload)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("err = %v, want one containing %q", err, tt.wantErr)
@@ -137,7 +74,7 @@ func TestEchoAndFail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := runBuiltin(context.Background(), t, nil, tt.typ, tt.payload)
+			got, err := runBuiltin(context.Background(), t, tt.typ, tt.payload)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr || errors.Is(err, ErrSkipRetry) {
 					t.Errorf("err = %v, want %q, retried", err, tt.wantErr)
