@@ -24,17 +24,30 @@ type alloyToken struct {
 	kind tokKind
 	text string // punctuation, identifier, number, or a string's value
 	line int
+	off  int    // where the token starts, in runes from the start of the file
+	src  string // the token as written: a string with its quotes
+}
+
+// alloyComment is a comment as written, with where it starts.
+type alloyComment struct {
+	text      string // "// ..." without the newline, or "/* ... */"
+	line, off int
 }
 
 // scanAlloy splits src into tokens, inserting a terminator at each newline
-// that follows an identifier, a literal or a closing bracket.
-func scanAlloy(src string) ([]alloyToken, []error) {
+// that follows an identifier, a literal or a closing bracket, and returns
+// the comments beside them (the formatter in alloy_fmt_test.go keeps them).
+func scanAlloy(src string) ([]alloyToken, []alloyComment, []error) {
 	var (
-		toks []alloyToken
-		errs []error
-		line = 1
-		rs   = []rune(src)
+		toks     []alloyToken
+		comments []alloyComment
+		errs     []error
+		line     = 1
+		rs       = []rune(src)
 	)
+	add := func(kind tokKind, text string, start, end int) {
+		toks = append(toks, alloyToken{kind, text, line, start, string(rs[start:end])})
+	}
 	ends := func() bool {
 		if len(toks) == 0 {
 			return false
@@ -48,9 +61,9 @@ func scanAlloy(src string) ([]alloyToken, []error) {
 		}
 		return false
 	}
-	newline := func() {
+	newline := func(at int) {
 		if ends() {
-			toks = append(toks, alloyToken{tokTerm, "\n", line})
+			toks = append(toks, alloyToken{tokTerm, "\n", line, at, "\n"})
 		}
 		line++
 	}
@@ -58,25 +71,29 @@ func scanAlloy(src string) ([]alloyToken, []error) {
 		c := rs[i]
 		switch {
 		case c == '\n':
-			newline()
+			newline(i)
 			i++
 		case c == ' ' || c == '\t' || c == '\r':
 			i++
 		case c == '/' && i+1 < len(rs) && rs[i+1] == '/':
-			for i < len(rs) && rs[i] != '\n' {
-				i++
+			j := i
+			for j < len(rs) && rs[j] != '\n' {
+				j++
 			}
+			comments = append(comments, alloyComment{string(rs[i:j]), line, i})
+			i = j
 		case c == '/' && i+1 < len(rs) && rs[i+1] == '*':
 			start, j := line, i+2
 			for j+1 < len(rs) && !(rs[j] == '*' && rs[j+1] == '/') {
 				if rs[j] == '\n' {
-					newline()
+					newline(j)
 				}
 				j++
 			}
 			if j+1 >= len(rs) {
-				return toks, append(errs, fmt.Errorf("line %d: comment /* is never closed", start))
+				return toks, comments, append(errs, fmt.Errorf("line %d: comment /* is never closed", start))
 			}
+			comments = append(comments, alloyComment{string(rs[i : j+2]), start, i})
 			i = j + 2
 		case c == '"':
 			j, closed := i+1, false
@@ -92,13 +109,13 @@ func scanAlloy(src string) ([]alloyToken, []error) {
 				j++
 			}
 			if !closed {
-				return toks, append(errs, fmt.Errorf("line %d: string is not closed on its line", line))
+				return toks, comments, append(errs, fmt.Errorf("line %d: string is not closed on its line", line))
 			}
 			v, err := strconv.Unquote(string(rs[i : j+1]))
 			if err != nil {
 				errs = append(errs, fmt.Errorf("line %d: bad string %s: %v", line, string(rs[i:j+1]), err))
 			}
-			toks = append(toks, alloyToken{tokString, v, line})
+			add(tokString, v, i, j+1)
 			i = j + 1
 		case c == '`':
 			j := i + 1
@@ -106,9 +123,9 @@ func scanAlloy(src string) ([]alloyToken, []error) {
 				j++
 			}
 			if j >= len(rs) {
-				return toks, append(errs, fmt.Errorf("line %d: raw string is never closed", line))
+				return toks, comments, append(errs, fmt.Errorf("line %d: raw string is never closed", line))
 			}
-			toks = append(toks, alloyToken{tokString, string(rs[i+1 : j]), line})
+			add(tokString, string(rs[i+1:j]), i, j+1)
 			line += strings.Count(string(rs[i:j]), "\n")
 			i = j + 1
 		case unicode.IsLetter(c) || c == '_':
@@ -116,14 +133,14 @@ func scanAlloy(src string) ([]alloyToken, []error) {
 			for j < len(rs) && (unicode.IsLetter(rs[j]) || unicode.IsDigit(rs[j]) || rs[j] == '_') {
 				j++
 			}
-			toks = append(toks, alloyToken{tokIdent, string(rs[i:j]), line})
+			add(tokIdent, string(rs[i:j]), i, j)
 			i = j
 		case unicode.IsDigit(c):
 			j := i
 			for j < len(rs) && (unicode.IsDigit(rs[j]) || rs[j] == '.' || rs[j] == 'e' || rs[j] == 'E') {
 				j++
 			}
-			toks = append(toks, alloyToken{tokNumber, string(rs[i:j]), line})
+			add(tokNumber, string(rs[i:j]), i, j)
 			i = j
 		default:
 			two := ""
@@ -132,19 +149,19 @@ func scanAlloy(src string) ([]alloyToken, []error) {
 			}
 			switch two {
 			case "==", "!=", "<=", ">=", "&&", "||":
-				toks = append(toks, alloyToken{tokPunct, two, line})
+				add(tokPunct, two, i, i+2)
 				i += 2
 				continue
 			}
 			if !strings.ContainsRune("{}[](),.=+-*/%^<>!", c) {
-				return toks, append(errs, fmt.Errorf("line %d: unexpected character %q", line, c))
+				return toks, comments, append(errs, fmt.Errorf("line %d: unexpected character %q", line, c))
 			}
-			toks = append(toks, alloyToken{tokPunct, string(c), line})
+			add(tokPunct, string(c), i, i+1)
 			i++
 		}
 	}
 	if ends() {
-		toks = append(toks, alloyToken{tokTerm, "\n", line})
+		toks = append(toks, alloyToken{tokTerm, "\n", line, len(rs), ""})
 	}
-	return append(toks, alloyToken{tokEOF, "", line}), errs
+	return append(toks, alloyToken{tokEOF, "", line, len(rs), ""}), comments, errs
 }

@@ -22,6 +22,7 @@ import (
 //     same file, with one of the exports botfleet's files use.
 //
 // It does not know which blocks and attributes each component accepts.
+// alloyFmtDiff (alloy_fmt_test.go) checks the format alloy fmt writes.
 
 // alloyExports are the exported fields that references may read.
 var alloyExports = map[string]bool{"receiver": true, "targets": true, "output": true, "rules": true}
@@ -100,7 +101,7 @@ func (f *alloyFile) ComponentsNamed(name string) []*alloyBlock {
 // parseAlloy reads a file and checks it; the errors carry line numbers. The
 // returned file holds what could be parsed.
 func parseAlloy(src string) (*alloyFile, []error) {
-	toks, errs := scanAlloy(src)
+	toks, _, errs := scanAlloy(src)
 	if len(errs) > 0 {
 		return &alloyFile{}, errs
 	}

@@ -40,6 +40,10 @@ func TestAlloyFilesWellFormed(t *testing.T) {
 	for _, name := range []string{"config.alloy", "files.alloy"} {
 		t.Run(name, func(t *testing.T) {
 			f := loadAlloy(t, name)
+			// alloy fmt --test: Alloy's own format, tabs and aligned "=".
+			if err := alloyFmtDiff(string(readFile(t, filepath.Join(deployDir(t), "alloy", name)))); err != nil {
+				t.Errorf("alloy/%s: %v", name, err)
+			}
 			// Every component but a source feeds something: an unreferenced
 			// loki.process or loki.write means a pipeline that goes nowhere.
 			used := map[string]bool{}
