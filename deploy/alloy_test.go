@@ -291,11 +291,10 @@ func TestAlloyStageJSONOnLoggingOutput(t *testing.T) {
 	lines := loggingLines(t)
 	variants := []struct {
 		file    string
-		source  map[string]string // labels the source component gives a line
-		carries []string          // structured metadata from the source's labels
+		carries []string // structured metadata from the source's labels
 	}{
-		{"config.alloy", nil, []string{"container", "stream"}},
-		{"files.alloy", map[string]string{"filename": "/app/logs/workers/worker-a1b2c3d4e5f6.jsonl"}, []string{"filename"}},
+		{"config.alloy", []string{"container", "stream"}},
+		{"files.alloy", []string{"filename"}},
 	}
 	for _, v := range variants {
 		t.Run(v.file, func(t *testing.T) {
@@ -325,11 +324,15 @@ func TestAlloyStageJSONOnLoggingOutput(t *testing.T) {
 					}
 				}
 
-				labels := map[string]string{}
-				if v.source == nil {
+				// The labels the source component gives the line.
+				labels := map[string]string{"filename": logFilePath("bot", "")}
+				switch {
+				case v.file == "config.alloy" && line.worker:
 					labels = dockerSourceLabels(t, f, "worker", "botfleet-worker-1", "stdout")
-				} else {
-					maps.Copy(labels, v.source)
+				case v.file == "config.alloy":
+					labels = dockerSourceLabels(t, f, "bot", "botfleet-bot-1", "stdout")
+				case line.worker:
+					labels["filename"] = logFilePath("worker", "worker-a1b2c3d4e5f6")
 				}
 				e := &logEntry{line: line.text, labels: labels}
 				runStages(t, proc, e)
@@ -383,25 +386,4 @@ func dockerSourceLabels(t *testing.T, f *alloyFile, service, container, stream s
 		t.Fatalf("discovery.relabel drops the %s container", service)
 	}
 	return withoutInternal(labels)
-}
-
-// TestAlloyNonJSONLinePassesThrough: a Go panic on stderr is not JSON; it
-// must still reach Loki, labelled with its container's service.
-func TestAlloyNonJSONLinePassesThrough(t *testing.T) {
-	f := loadAlloy(t, "config.alloy")
-	e := &logEntry{
-		line:   "panic: runtime error: invalid memory address or nil pointer dereference",
-		labels: dockerSourceLabels(t, f, "worker", "botfleet-worker-3", "stderr"),
-	}
-	runStages(t, f.ComponentsNamed("loki.process")[0], e)
-	if want := map[string]string{"service": "worker"}; !maps.Equal(e.labels, want) {
-		t.Errorf("labels %v, want %v", e.labels, want)
-	}
-	md := metadataMap(t, e.metadata)
-	if md["container"] != "botfleet-worker-3" || md["stream"] != "stderr" {
-		t.Errorf("structured metadata %v, want container botfleet-worker-3 and stream stderr", md)
-	}
-	if !e.ts.IsZero() {
-		t.Errorf("a line without a timestamp field got time %v; Alloy keeps the read time", e.ts)
-	}
 }
