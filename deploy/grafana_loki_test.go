@@ -127,8 +127,9 @@ func lokiTargets(d grafanaDashboard, uids map[string]string) []lokiTarget {
 }
 
 var (
-	logQLString = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|`[^`]*`")
-	logQLRange  = regexp.MustCompile(`\[([^\]]*)\]`) // outside strings, only a range has brackets
+	logQLString   = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|`[^`]*`")
+	logQLRange    = regexp.MustCompile(`\[([^\]]*)\]`) // outside strings, only a range has brackets
+	logQLTemplate = regexp.MustCompile(`\{\{-?\s*\.([a-zA-Z_][a-zA-Z0-9_]*)`)
 )
 
 // logRangeProblems explains each range of a LogQL metric query whose
@@ -188,6 +189,76 @@ func TestDashboardLokiRanges(t *testing.T) {
 	for file, d := range loadDashboards(t) {
 		for _, tg := range lokiTargets(d, uids) {
 			for _, p := range logRangeProblems(tg.expr, tg.step, tg.queryType) {
+				t.Errorf("%s %s: %s\n%s", file, tg.where, p, tg.expr)
+			}
+		}
+	}
+}
+
+// parserProblems explains a parser stage (| json, | logfmt, ...) that
+// serves nothing the labels and structured metadata do not already give:
+// the parser repeats each of those as name_extracted beside the original,
+// and a filter on one of them belongs before the parser, where it is
+// cheap. A parser is for the fields that are neither.
+func parserProblems(expr string, labels, metadata []string) []string {
+	loc := logParser.FindStringIndex(expr)
+	if loc == nil {
+		return nil
+	}
+	after := expr[loc[1]:]
+	var used []string
+	for _, m := range logLabelFilter.FindAllStringSubmatch(logQLString.ReplaceAllString(after, `""`), -1) {
+		used = append(used, m[1])
+	}
+	for _, m := range logQLTemplate.FindAllStringSubmatch(after, -1) {
+		used = append(used, m[1])
+	}
+	var out []string
+	fresh := false
+	for _, name := range used {
+		if slices.Contains(labels, name) || slices.Contains(metadata, name) {
+			out = append(out, fmt.Sprintf("%s is a label or structured metadata: filter on it before the parser, without parsing", name))
+		} else {
+			fresh = true
+		}
+	}
+	if !fresh {
+		out = append(out, "the parser gives nothing the query uses but labels and metadata, repeated as *_extracted: drop it")
+	}
+	return out
+}
+
+func TestParserProblems(t *testing.T) {
+	labels, metadata := []string{"level", "service"}, []string{"job_id", "worker_id"}
+	tests := []struct {
+		name, expr string
+		bad        bool
+	}{
+		{"json to filter on metadata", `{level="ERROR"} | json | job_id != ""`, true},
+		{"metadata filtered without a parser", `{level="ERROR"} | job_id != ""`, false},
+		{"json for a field of the line", `{level="ERROR"} | json | error=~".*timeout.*"`, false},
+		{"json for a field, metadata after it", `{level="ERROR"} | json | error != "" | worker_id="w"`, true},
+		{"json for line_format", `{level="ERROR"} | json | line_format "{{.message}}"`, false},
+		{"json and nothing else", `{level="ERROR"} | json`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := parserProblems(tt.expr, labels, metadata)
+			if bad := len(got) > 0; bad != tt.bad {
+				t.Errorf("parserProblems(%s) = %q, want a problem: %v", tt.expr, got, tt.bad)
+			}
+		})
+	}
+}
+
+// TestDashboardLokiParsers: no panel parses its lines only to reach what
+// Loki already stores as labels and structured metadata.
+func TestDashboardLokiParsers(t *testing.T) {
+	labels, metadata := alloyStreamFields(t)
+	uids := provisionedDatasources(t)
+	for file, d := range loadDashboards(t) {
+		for _, tg := range lokiTargets(d, uids) {
+			for _, p := range parserProblems(tg.expr, labels, metadata) {
 				t.Errorf("%s %s: %s\n%s", file, tg.where, p, tg.expr)
 			}
 		}
