@@ -49,6 +49,7 @@ type grafanaPanel struct {
 type grafanaDashboard struct {
 	UID        string         `json:"uid"`
 	Title      string         `json:"title"`
+	Editable   *bool          `json:"editable"` // Grafana's default: true
 	Panels     []grafanaPanel `json:"panels"`
 	Templating struct {
 		List []struct {
@@ -222,6 +223,29 @@ func TestDashboardDatasources(t *testing.T) {
 		}
 		for _, a := range d.Annotations.List {
 			check(file+" annotation "+a.Name, a.Datasource)
+		}
+	}
+}
+
+// TestDashboardEditableAgreesWithProvisioning: Grafana lets users change a
+// dashboard whose editable is true, but a provider with allowUiUpdates
+// false never saves the change; the two must say the same.
+func TestDashboardEditableAgreesWithProvisioning(t *testing.T) {
+	var prov struct {
+		Providers []struct {
+			Name           string `json:"name"`
+			AllowUIUpdates bool   `json:"allowUiUpdates"`
+		} `json:"providers"`
+	}
+	decodeYAMLFile(t, filepath.Join(deployDir(t), "grafana", "provisioning", "dashboards", "dashboards.yaml"), &prov)
+	if len(prov.Providers) != 1 {
+		t.Fatalf("dashboards.yaml has %d providers, want the one that loads deploy/grafana/dashboards", len(prov.Providers))
+	}
+	allow := prov.Providers[0].AllowUIUpdates
+	for file, d := range loadDashboards(t) {
+		editable := d.Editable == nil || *d.Editable
+		if editable != allow {
+			t.Errorf("%s: editable is %v, but provider %s has allowUiUpdates: %v", file, editable, prov.Providers[0].Name, allow)
 		}
 	}
 }
