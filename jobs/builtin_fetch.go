@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,9 +37,14 @@ const (
 
 // FetchPayload is the payload of an http.fetch job.
 type FetchPayload struct {
-	URL     string   `json:"url"`               // http or https
-	Timeout Duration `json:"timeout,omitempty"` // default FetchOptions.Timeout, at most MaxFetchTimeout
+	URL     string   `json:"url"`               // required: http or https, with a host
+	Method  string   `json:"method,omitempty"`  // GET (the default) or HEAD
+	Timeout Duration `json:"timeout,omitempty"` // more than 0, at most MaxFetchTimeout; default FetchOptions.Timeout
 }
+
+// fetchMethods are the methods http.fetch sends: none that changes
+// anything at the destination, and no request body.
+var fetchMethods = []string{http.MethodGet, http.MethodHead}
 
 // FetchResult is the result of an http.fetch job. Any HTTP response is a
 // success, whatever its status; failing to get one (refused, timed out)
@@ -153,10 +161,11 @@ func newFetcher(opts FetchOptions, logger *slog.Logger, d *net.Dialer) (*fetcher
 }
 
 func (f *fetcher) fetch(ctx context.Context, job *Job) (any, error) {
-	p, u, err := decodeFetch(job)
+	p, u, err := decodeFetch(job.Payload)
 	if err != nil {
-		return nil, err
+		return nil, refused(job, err)
 	}
+	method := cmp.Or(p.Method, http.MethodGet)
 	timeout := f.timeout
 	if p.Timeout > 0 {
 		timeout = time.Duration(p.Timeout)
@@ -171,9 +180,9 @@ func (f *fetcher) fetch(ctx context.Context, job *Job) (any, error) {
 		GetConn: func(string) { connecting.Store(true) },
 		GotConn: func(httptrace.GotConnInfo) { connecting.Store(false) },
 	})
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(reqCtx, method, u.String(), nil)
 	if err != nil {
-		return nil, badPayload(job, `"url": %v`, err)
+		return nil, refused(job, payloadErr("url", "%v", err))
 	}
 	start := time.Now()
 	resp, err := f.client.Do(req)
@@ -207,24 +216,32 @@ func (f *fetcher) failed(ctx context.Context, u *url.URL, err error, connecting 
 }
 
 // decodeFetch reads and checks an http.fetch payload.
-func decodeFetch(job *Job) (FetchPayload, *url.URL, error) {
+func decodeFetch(payload json.RawMessage) (FetchPayload, *url.URL, error) {
 	var p FetchPayload
-	if err := decodeStrict(job, &p); err != nil {
+	if _, err := decodePayload(payload, &p); err != nil {
 		return p, nil, err
 	}
 	u, err := url.Parse(p.URL)
 	switch {
 	case p.URL == "":
-		return p, nil, badPayload(job, `"url" is missing`)
+		return p, nil, payloadErr("url", "missing; want an http or https URL")
 	case err != nil:
-		return p, nil, badPayload(job, `"url": %v`, err)
+		return p, nil, payloadErr("url", "%.100q is not a URL; want an http or https URL", p.URL)
 	case u.Scheme != "http" && u.Scheme != "https":
-		return p, nil, badPayload(job, `"url" %q: want an http or https URL`, p.URL)
-	case u.Host == "":
-		return p, nil, badPayload(job, `"url" %q: no host`, p.URL)
+		return p, nil, payloadErr("url", "%.100q: want an http or https URL", p.URL)
+	case u.Hostname() == "":
+		return p, nil, payloadErr("url", "%.100q has no host; want http://host/... or https://host/...", p.URL)
+	}
+	if p.Method != "" && !slices.Contains(fetchMethods, p.Method) {
+		return p, nil, payloadErr("method", "%.20q: want %s", p.Method, strings.Join(fetchMethods, " or "))
 	}
 	if t := time.Duration(p.Timeout); t < 0 || t > MaxFetchTimeout {
-		return p, nil, badPayload(job, `"timeout" %v: want more than 0 and at most %v`, t, MaxFetchTimeout)
+		return p, nil, payloadErr("timeout", "%v: want more than 0 and at most %v (0 or none: the worker's default)", t, MaxFetchTimeout)
 	}
 	return p, u, nil
+}
+
+func validateFetch(payload json.RawMessage) error {
+	_, _, err := decodeFetch(payload)
+	return err
 }

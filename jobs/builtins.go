@@ -26,7 +26,7 @@ const MaxSleep = time.Hour
 
 // SleepPayload is the payload of a sleep job.
 type SleepPayload struct {
-	Duration Duration `json:"duration"` // at most MaxSleep
+	Duration Duration `json:"duration"` // required, 0 to MaxSleep
 }
 
 // FailPayload is the payload of a fail job.
@@ -53,8 +53,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(f) || math.Abs(f) > float64(math.MaxInt64)/1e9 {
-		return fmt.Errorf("duration %s: want Go duration text like \"1.5s\" or a number of seconds", b)
+	if err == nil && (math.IsNaN(f) || math.Abs(f) > float64(math.MaxInt64)/1e9) {
+		return fmt.Errorf("duration %.40s: out of range; want Go duration text like \"1.5s\" or a number of seconds", b)
+	}
+	if err != nil {
+		return fmt.Errorf("duration %.40s: want Go duration text like \"1.5s\" or a number of seconds", b)
 	}
 	*d = Duration(f * float64(time.Second))
 	return nil
@@ -75,17 +78,32 @@ type BuiltinOptions struct {
 	Logger *slog.Logger
 }
 
-// Builtins registers the built-in job types on mux, so a fleet has real
-// work out of the box:
+// Builtins registers the built-in job types on mux, each with its payload
+// validator, so a fleet has real work out of the box:
 //
-//	http.fetch  {"url": "https://...", "timeout": "5s"} -> {"status": 200, "bytes": 1256, "duration_ms": 48.2}
+//	http.fetch  {"url": "https://...", "method": "GET", "timeout": "5s"} -> {"status": 200, "bytes": 1256, "duration_ms": 48.2}
 //	sleep       {"duration": "1.5s"} or {"duration": 1.5} -> {"slept_ms": 1500}
-//	echo        any JSON -> the same JSON
+//	echo        a JSON object -> the same JSON
 //	fail        {"message": "boom"} -> always fails with that message
 //
-// http.fetch sends GET requests to public destinations only, unless
-// opts.Fetch.Allow opens others; see FetchOptions for its limits. A payload
-// the handler cannot use fails the job without retries. Builtins panics if
+// Payloads are JSON objects (null or none counts as {}) in valid UTF-8,
+// with nothing after them; a field that is unknown (misspelt, or in the
+// wrong case) or given twice is refused by name. Per type:
+//
+//   - http.fetch: "url" required, http or https with a host; "method" GET
+//     (default) or HEAD; "timeout" more than 0 and at most MaxFetchTimeout
+//     (2m); 0 or none means FetchOptions.Timeout (10s). Destinations other than
+//     public addresses are refused unless FetchOptions.Allow opens them;
+//     at most FetchOptions.MaxBytes (10 MiB) of a body is read and
+//     FetchOptions.MaxRedirects (5) redirects followed.
+//   - sleep: "duration" required, 0 to MaxSleep (1h), as Go duration text
+//     or seconds.
+//   - echo: any JSON object (a worker echoes any JSON it is given).
+//   - fail: "message", a string, optional.
+//
+// Mux.Validate applies these rules before a job is accepted; the handlers
+// apply them again, since a job may come from any producer, and fail a job
+// whose payload breaks them without retries. Builtins panics if
 // opts.Fetch.Allow holds an entry ParseFetchAllow refuses.
 func Builtins(mux *Mux, opts *BuiltinOptions) {
 	if opts == nil {
@@ -99,35 +117,35 @@ func Builtins(mux *Mux, opts *BuiltinOptions) {
 	if err != nil {
 		panic("jobs: Builtins: " + err.Error())
 	}
-	mux.HandleFunc(TypeHTTPFetch, f.fetch)
-	mux.HandleFunc(TypeSleep, sleepJob)
-	mux.HandleFunc(TypeEcho, echo)
-	mux.HandleFunc(TypeFail, fail)
+	mux.HandleFunc(TypeHTTPFetch, f.fetch, WithValidate(validateFetch))
+	mux.HandleFunc(TypeSleep, sleepJob, WithValidate(func(p json.RawMessage) error {
+		_, err := decodeSleep(p)
+		return err
+	}))
+	mux.HandleFunc(TypeEcho, echo, WithValidate(validateEcho))
+	mux.HandleFunc(TypeFail, fail, WithValidate(validateFail))
 }
 
-// decodeStrict decodes a builtin's payload, refusing unknown fields so a
-// typo ("durration") is reported rather than ignored.
-func decodeStrict(job *Job, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(job.Payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%s: bad payload: %w (%w)", job.Type, err, ErrSkipRetry)
+// decodeSleep reads and checks a sleep payload.
+func decodeSleep(payload json.RawMessage) (time.Duration, error) {
+	var p SleepPayload
+	given, err := decodePayload(payload, &p)
+	d := time.Duration(p.Duration)
+	switch {
+	case err != nil:
+		return 0, err
+	case !given["duration"]:
+		return 0, payloadErr("duration", `missing; want 0 to %v, as Go duration text ("1.5s") or seconds (1.5)`, MaxSleep)
+	case d < 0 || d > MaxSleep:
+		return 0, payloadErr("duration", "%v: want 0 to %v", d, MaxSleep)
 	}
-	return nil
-}
-
-func badPayload(job *Job, format string, args ...any) error {
-	return fmt.Errorf("%s: bad payload: %s (%w)", job.Type, fmt.Sprintf(format, args...), ErrSkipRetry)
+	return d, nil
 }
 
 func sleepJob(ctx context.Context, job *Job) (any, error) {
-	var p SleepPayload
-	if err := decodeStrict(job, &p); err != nil {
-		return nil, err
-	}
-	d := time.Duration(p.Duration)
-	if d < 0 || d > MaxSleep {
-		return nil, badPayload(job, `"duration" %v: want 0 to %v`, d, MaxSleep)
+	d, err := decodeSleep(job.Payload)
+	if err != nil {
+		return nil, refused(job, err)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -139,16 +157,31 @@ func sleepJob(ctx context.Context, job *Job) (any, error) {
 	}
 }
 
+// validateEcho accepts a JSON object, or null (no payload). The handler
+// echoes any JSON: a job from another producer may carry any.
+func validateEcho(payload json.RawMessage) error {
+	if err := checkJSON(payload); err != nil {
+		return err
+	}
+	if p := bytes.TrimSpace(payload); !isNull(p) && p[0] != '{' {
+		return payloadErr("", "want a JSON object")
+	}
+	return nil
+}
+
 func echo(_ context.Context, job *Job) (any, error) {
 	return job.Payload, nil
 }
 
+func validateFail(payload json.RawMessage) error {
+	_, err := decodePayload(payload, &FailPayload{})
+	return err
+}
+
 func fail(_ context.Context, job *Job) (any, error) {
 	var p FailPayload
-	if len(job.Payload) > 0 && string(job.Payload) != "null" {
-		if err := decodeStrict(job, &p); err != nil {
-			return nil, err
-		}
+	if _, err := decodePayload(job.Payload, &p); err != nil {
+		return nil, refused(job, err)
 	}
 	if p.Message == "" {
 		return nil, errors.New("fail: this job type always fails")
