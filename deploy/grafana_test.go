@@ -36,6 +36,7 @@ type grafanaPanel struct {
 	Panels      []grafanaPanel  `json:"panels"` // a row's panels
 	FieldConfig struct {
 		Defaults struct {
+			Unit     string `json:"unit"`
 			Mappings []struct {
 				Type    string `json:"type"`
 				Options map[string]struct {
@@ -247,6 +248,37 @@ func TestDashboardEditableAgreesWithProvisioning(t *testing.T) {
 		if editable != allow {
 			t.Errorf("%s: editable is %v, but provider %s has allowUiUpdates: %v", file, editable, prov.Providers[0].Name, allow)
 		}
+	}
+}
+
+// Panel types that draw numbers, and units of Grafana's value formats
+// (packages/grafana-data/src/valueFormats/categories.ts) that suit
+// botfleet's panels: a misspelt unit is no unit.
+var (
+	numericPanels = []string{"stat", "singlestat", "gauge", "bargauge", "timeseries", "graph", "barchart",
+		"histogram", "piechart", "table", "state-timeline", "status-history", "heatmap"}
+	grafanaUnits = []string{"none", "short", "string", "percent", "percentunit", "bytes", "decbytes",
+		"mbytes", "decmbytes", "ns", "µs", "ms", "s", "m", "h", "d", "dtdurations", "ops", "reqps", "rps",
+		"wps", "cps", "opm", "rpm", "dateTimeAsIso", "dateTimeFromNow", "bool"}
+)
+
+// TestDashboardPanelUnits is Grafana's linter rule panel-units-rule: every
+// panel that draws numbers says their unit, unless it maps each value to a
+// text (the worker state timeline).
+func TestDashboardPanelUnits(t *testing.T) {
+	for file, d := range loadDashboards(t) {
+		walkPanels(d.Panels, func(p grafanaPanel) {
+			defaults := p.FieldConfig.Defaults
+			if !slices.Contains(numericPanels, p.Type) || len(defaults.Mappings) > 0 {
+				return
+			}
+			switch unit := defaults.Unit; {
+			case unit == "":
+				t.Errorf("%s panel %q (%s): no unit (fieldConfig.defaults.unit)", file, p.Title, p.Type)
+			case !slices.Contains(grafanaUnits, unit):
+				t.Errorf("%s panel %q: unit %q is not one of Grafana's (%v)", file, p.Title, unit, grafanaUnits)
+			}
+		})
 	}
 }
 
