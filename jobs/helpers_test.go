@@ -89,16 +89,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // waitStatus waits until the job's hash has status, and returns its Info.
 func waitStatus(t *testing.T, q *Queue, id, status string) Info {
 	t.Helper()
+	return waitInfo(t, q, id, "to be "+status, func(info Info) bool { return info.Status == status })
+}
+
+// waitInfo waits until the job's hash says what ok wants, and returns its
+// Info; on timeout it fails the test with the last Info read.
+func waitInfo(t *testing.T, q *Queue, id, what string, ok func(Info) bool) Info {
+	t.Helper()
 	var info Info
-	waitFor(t, "job "+id+" to be "+status, func() bool {
+	deadline := time.Now().Add(waitTimeout)
+	for {
 		var err error
 		info, err = q.Get(context.Background(), id)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			t.Logf("Get(%s): %v", id, err)
 		}
-		return err == nil && info.Status == status
-	})
-	return info
+		if err == nil && ok(info) {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for job %s %s; last Info = %+v", waitTimeout, id, what, info)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // enqueue enqueues a job or fails the test.

@@ -53,9 +53,14 @@ func TestRetriesThenDeadLetter(t *testing.T) {
 
 			start := clock.Now()
 			for attempt := 1; attempt < tt.wantAttempts; attempt++ {
-				retrying := waitStatus(t, q, info.ID, StatusRetrying)
-				if retrying.Attempts != attempt || !strings.Contains(retrying.Error, "attempt "+strconv.Itoa(attempt)) {
-					t.Errorf("after attempt %d: Info = %+v, want attempts %d and its error", attempt, retrying, attempt)
+				// Wait for this attempt's outcome, not for the "retrying"
+				// the previous attempt left, which the hash says until the
+				// running status and this failure are written.
+				retrying := waitInfo(t, q, info.ID, "to record attempt "+strconv.Itoa(attempt), func(i Info) bool {
+					return i.Attempts >= attempt && i.Status != StatusRunning
+				})
+				if retrying.Status != StatusRetrying || retrying.Attempts != attempt || !strings.Contains(retrying.Error, "attempt "+strconv.Itoa(attempt)) {
+					t.Errorf("after attempt %d: Info = %+v, want retrying, attempts %d and its error", attempt, retrying, attempt)
 				}
 				// Backoff doubles: due 10s, then 20s, after the failure.
 				backoff := 10 * time.Second << (attempt - 1)
