@@ -23,7 +23,12 @@ const requestTimeout = 5 * time.Second
 // eventInterval is how often GET /api/fleet/events sends the fleet.
 const eventInterval = 2 * time.Second
 
-// Mount registers the fleet API through handle, every route protected:
+// APIPrefix is the path under which NewHandler's routes live; a server
+// mounts the handler on it (monitoring.Server.HandlePrefix) and decides
+// there whether it needs a token.
+const APIPrefix = "/api/fleet"
+
+// NewHandler returns the fleet API read through r:
 //
 //	GET /api/fleet                 the Fleet
 //	GET /api/fleet/workers/{id}    one Worker with "history": its last 60 Points
@@ -32,14 +37,17 @@ const eventInterval = 2 * time.Second
 //	GET /api/fleet/events          Server-Sent Events: the Fleet every 2s
 //
 // Every answer is JSON (but the event stream); an error is {"error": "..."}
-// with 503 when Redis cannot be read. The shapes are documented in
+// with 503 when Redis cannot be read, 404 for a path it does not serve and
+// 405 for a method other than GET. The shapes are documented in
 // docs/wire-format.md, "Fleet view".
-func (r *Reader) Mount(handle func(pattern string, h http.Handler, protected bool)) {
-	handle("GET /api/fleet", http.HandlerFunc(r.serveFleet), true)
-	handle("GET /api/fleet/workers/{id}", http.HandlerFunc(r.serveWorker), true)
-	handle("GET /api/fleet/history", http.HandlerFunc(r.serveHistory), true)
-	handle("GET /api/fleet/targets", http.HandlerFunc(r.serveTargets), true)
-	handle("GET /api/fleet/events", http.HandlerFunc(r.serveEvents), true)
+func NewHandler(r *Reader) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+APIPrefix, r.serveFleet)
+	mux.HandleFunc("GET "+APIPrefix+"/workers/{id}", r.serveWorker)
+	mux.HandleFunc("GET "+APIPrefix+"/history", r.serveHistory)
+	mux.HandleFunc("GET "+APIPrefix+"/targets", r.serveTargets)
+	mux.HandleFunc("GET "+APIPrefix+"/events", r.serveEvents)
+	return mux
 }
 
 func (r *Reader) serveFleet(w http.ResponseWriter, req *http.Request) {

@@ -17,7 +17,6 @@ import (
 	"github.com/botfleet/botfleet/fleet"
 	"github.com/botfleet/botfleet/heartbeat"
 	"github.com/botfleet/botfleet/internal/redistest"
-	"github.com/botfleet/botfleet/monitoring"
 )
 
 // roundTrips is a go-redis hook counting round trips: one per command sent
@@ -65,13 +64,14 @@ func writeBeats(tb testing.TB, rdb *redis.Client, n int, at time.Time) {
 		pipe := rdb.Pipeline()
 		for i := start; i < min(start+1000, n); i++ {
 			s := heartbeat.Status{
-				WorkerID: fmt.Sprintf("w-%05d", i), State: []string{"IDLE", "BUSY"}[i%2], Service: "worker",
-				Hostname: fmt.Sprintf("host-%03d", i%200), ContainerID: "a1b2c3d4e5f6", DeploymentEnv: "production",
-				Region: "us-west-1", Version: "v1.4.2", Timestamp: at, StartedAt: at.Add(-time.Hour), Interval: 30 * time.Second,
+				Identity: heartbeat.Identity{WorkerID: fmt.Sprintf("w-%05d", i), Service: "worker",
+					Hostname: fmt.Sprintf("host-%03d", i%200), ContainerID: "a1b2c3d4e5f6", DeploymentEnv: "production",
+					Region: "us-west-1", Version: "v1.4.2"},
+				State: []string{"IDLE", "BUSY"}[i%2], Timestamp: at, StartedAt: at.Add(-time.Hour), Interval: 30 * time.Second,
 				JobsProcessed: uint64(i), JobsFailed: uint64(i % 7), CurrentJob: fmt.Sprintf("browser.navigate.%d", i),
 				MetricsURL: "http://" + net.JoinHostPort(fmt.Sprintf("10.0.%d.%d", i/250, i%250), "9200") + "/metrics",
-				Resources:  monitoring.Resources{MemoryMB: 245.7, MemoryPercent: 2.4, CPUPercent: 15.3, NumThreads: 12, OpenFiles: 9},
-				System:     monitoring.System{Hostname: "bot-server-01", Platform: "linux-6.1.0-amd64", GoVersion: "go1.26.0", PID: 4242},
+				Resources:  heartbeat.Resources{MemoryMB: 245.7, MemoryPercent: 2.4, CPUPercent: 15.3, NumThreads: 12, OpenFiles: 9},
+				System:     heartbeat.System{Hostname: "bot-server-01", Platform: "linux-6.1.0-amd64", GoVersion: "go1.26.0", PID: 4242},
 			}
 			key := heartbeat.KeyPrefix + s.WorkerID
 			pipe.HSet(ctx, key, s.Fields())

@@ -357,7 +357,7 @@ func startWorker(t *testing.T, srv *redistest.Server, id string, extra ...string
 func serveFleet(t *testing.T, srv *redistest.Server, token string) string {
 	t.Helper()
 	s := monitoring.NewServer(monitoring.ServerOptions{Addr: "127.0.0.1:0", AuthToken: token, Logger: slog.New(slog.DiscardHandler)})
-	fleet.NewReader(srv.Client(t), fleet.Options{}).Mount(s.Handle)
+	s.HandlePrefix(fleet.APIPrefix, fleet.NewHandler(fleet.NewReader(srv.Client(t), fleet.Options{})), true)
 	dash := fleet.DashboardHandler()
 	s.Handle("GET /{$}", dash, false)
 	s.Handle("GET /assets/", dash, false)
@@ -463,11 +463,12 @@ func writeFleet(ctx context.Context, rdb *redis.Client, n, step int, start time.
 	pipe := rdb.Pipeline()
 	for i := range n {
 		st := heartbeat.Status{
-			WorkerID: fmt.Sprintf("worker-%04d", i), State: fleet.States[1+(i+step/8)%3], Service: "worker",
-			Hostname: fmt.Sprintf("bot-server-%02d", i%40), Region: "us-west-1", DeploymentEnv: "production",
-			Version: "v1.4.2", Timestamp: now, StartedAt: start.Add(-time.Duration(i) * time.Minute),
+			Identity: heartbeat.Identity{WorkerID: fmt.Sprintf("worker-%04d", i), Service: "worker",
+				Hostname: fmt.Sprintf("bot-server-%02d", i%40), Region: "us-west-1", DeploymentEnv: "production",
+				Version: "v1.4.2"},
+			State: fleet.States[1+(i+step/8)%3], Timestamp: now, StartedAt: start.Add(-time.Duration(i) * time.Minute),
 			Interval: 500 * time.Millisecond, JobsProcessed: uint64(step * (i % 7)), JobsFailed: uint64(step * (i % 7) / 25),
-			Resources: monitoring.Resources{MemoryMB: 180 + float64((i*7+step*3)%60), CPUPercent: float64((i*13 + step*11) % 90)},
+			Resources: heartbeat.Resources{MemoryMB: 180 + float64((i*7+step*3)%60), CPUPercent: float64((i*13 + step*11) % 90)},
 		}
 		if st.State == "BUSY" {
 			st.CurrentJob = fmt.Sprintf("browser.navigate.%d", step)
@@ -570,11 +571,10 @@ func testPollsWithoutEvents(t *testing.T, chrome context.Context) {
 	keepWriting(t, srv.Client(t), 3, 500*time.Millisecond)
 	// The real fleet routes, less the event stream.
 	mux := http.NewServeMux()
-	fleet.NewReader(srv.Client(t), fleet.Options{}).Mount(func(pattern string, h http.Handler, _ bool) {
-		if pattern != "GET /api/fleet/events" {
-			mux.Handle(pattern, h)
-		}
-	})
+	api := fleet.NewHandler(fleet.NewReader(srv.Client(t), fleet.Options{}))
+	mux.Handle("/api/fleet", api)
+	mux.Handle("/api/fleet/", api)
+	mux.Handle("GET /api/fleet/events", http.NotFoundHandler())
 	dash := fleet.DashboardHandler()
 	mux.Handle("GET /{$}", dash)
 	mux.Handle("GET /assets/", dash)

@@ -28,11 +28,13 @@ func ExampleReader_List() {
 	_ = fleet.WriteTable(os.Stdout, f, false)
 }
 
-func ExampleReader_Mount() {
+func ExampleNewHandler() {
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	mux := http.NewServeMux()
 	// /api/fleet, /api/fleet/targets (Prometheus HTTP SD), /api/fleet/events, ...
-	fleet.NewReader(rdb, fleet.Options{}).Mount(func(pattern string, h http.Handler, _ bool) { mux.Handle(pattern, h) })
+	api := fleet.NewHandler(fleet.NewReader(rdb, fleet.Options{}))
+	mux.Handle(fleet.APIPrefix, api)
+	mux.Handle(fleet.APIPrefix+"/", api)
 	mux.Handle("GET /{$}", fleet.DashboardHandler())
 	mux.Handle("GET /assets/", fleet.DashboardHandler())
 	log.Fatal(http.ListenAndServe("127.0.0.1:9200", mux))

@@ -6,7 +6,6 @@ package fleet_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
@@ -162,17 +161,11 @@ func list(t testing.TB, r *fleet.Reader) fleet.Fleet {
 	return f
 }
 
-// mountAPI serves r's routes on a loopback httptest server and returns its
-// URL and the patterns Mount registered, with their protected flag.
-func mountAPI(t testing.TB, r *fleet.Reader) (string, map[string]bool) {
+// mountAPI serves r's API (NewHandler) on a loopback httptest server and
+// returns its URL.
+func mountAPI(t testing.TB, r *fleet.Reader) string {
 	t.Helper()
-	mux := http.NewServeMux()
-	routes := map[string]bool{}
-	r.Mount(func(pattern string, h http.Handler, protected bool) {
-		routes[pattern] = protected
-		mux.Handle(pattern, h)
-	})
-	ts := httptest.NewServer(mux)
+	ts := httptest.NewServer(fleet.NewHandler(r))
 	t.Cleanup(ts.Close)
-	return ts.URL, routes
+	return ts.URL
 }

@@ -22,7 +22,7 @@ func addEntries(t *testing.T, rdb *redis.Client, id string, n int, at time.Time)
 	ctx := context.Background()
 	pipe := rdb.Pipeline()
 	for i := range n {
-		s := heartbeat.Status{WorkerID: id, State: "IDLE", Timestamp: at.Add(time.Duration(i) * time.Second),
+		s := heartbeat.Status{Identity: heartbeat.Identity{WorkerID: id}, State: "IDLE", Timestamp: at.Add(time.Duration(i) * time.Second),
 			Interval: time.Second, JobsProcessed: uint64(i)}
 		s.Resources.MemoryMB = float64(i)
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: heartbeat.StreamKey, Values: s.Fields()})

@@ -109,7 +109,7 @@ func (p *prometheusServer) upWithin(t *testing.T, d time.Duration, ids ...string
 func TestPrometheusDiscovery(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	base, _ := mountAPI(t, fleet.NewReader(srv.Client(t), fleet.Options{}))
+	base := mountAPI(t, fleet.NewReader(srv.Client(t), fleet.Options{}))
 	prom := startPrometheus(t, fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s

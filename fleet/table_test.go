@@ -8,7 +8,6 @@ import (
 
 	"github.com/botfleet/botfleet/fleet"
 	"github.com/botfleet/botfleet/heartbeat"
-	"github.com/botfleet/botfleet/monitoring"
 )
 
 var epoch = time.Unix(1688851200, 0).UTC()
@@ -16,12 +15,13 @@ var epoch = time.Unix(1688851200, 0).UTC()
 func sampleWorker(id, state, health string) fleet.Worker {
 	return fleet.Worker{
 		Status: heartbeat.Status{
-			WorkerID: id, State: state, Service: "worker", Hostname: "bot-server-01", Region: "us-west-1",
-			ContainerID: "a1b2c3d4e5f6", DeploymentEnv: "production", Version: "v1.4.2",
+			Identity: heartbeat.Identity{WorkerID: id, Service: "worker", Hostname: "bot-server-01", Region: "us-west-1",
+				ContainerID: "a1b2c3d4e5f6", DeploymentEnv: "production", Version: "v1.4.2"},
+			State:     state,
 			Timestamp: epoch, StartedAt: epoch.Add(-2 * time.Hour), Interval: 30 * time.Second,
 			JobsProcessed: 42, JobsFailed: 3, MetricsURL: "http://10.0.3.17:9200/metrics",
-			Resources: monitoring.Resources{MemoryMB: 245.7, MemoryPercent: 2.4, CPUPercent: 15.3, NumThreads: 12, OpenFiles: 9},
-			System:    monitoring.System{Hostname: "bot-server-01", Platform: "linux-6.1.0-amd64", GoVersion: "go1.26.0", PID: 4242},
+			Resources: heartbeat.Resources{MemoryMB: 245.7, MemoryPercent: 2.4, CPUPercent: 15.3, NumThreads: 12, OpenFiles: 9},
+			System:    heartbeat.System{Hostname: "bot-server-01", Platform: "linux-6.1.0-amd64", GoVersion: "go1.26.0", PID: 4242},
 		},
 		Health: health, LastBeatAge: 4200 * time.Millisecond, Uptime: 2*time.Hour + 4200*time.Millisecond,
 	}
@@ -60,7 +60,7 @@ worker-3  worker   IDLE   stale   bot-server-01  us-west-1  2h00m   246M  15.3  
 
 func TestWriteTableColor(t *testing.T) {
 	f := sampleFleet()
-	f.Workers = append(f.Workers, fleet.Worker{Status: heartbeat.Status{WorkerID: "worker-4"}, Health: fleet.Invalid,
+	f.Workers = append(f.Workers, fleet.Worker{Status: heartbeat.Status{Identity: heartbeat.Identity{WorkerID: "worker-4"}}, Health: fleet.Invalid,
 		Error: `heartbeat: field "state": "LOST" is not a known state`})
 	f.Summary.Total, f.Summary.Invalid = 4, 1
 	var b bytes.Buffer
@@ -142,7 +142,7 @@ func TestWriteInspect(t *testing.T) {
 	}
 
 	b.Reset()
-	bad := fleet.Worker{Status: heartbeat.Status{WorkerID: "bad"}, Health: fleet.Invalid, Error: `heartbeat: field "interval": missing`}
+	bad := fleet.Worker{Status: heartbeat.Status{Identity: heartbeat.Identity{WorkerID: "bad"}}, Health: fleet.Invalid, Error: `heartbeat: field "interval": missing`}
 	if err := fleet.WriteInspect(&b, bad, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/heartbeat"
-	"github.com/botfleet/botfleet/monitoring"
 )
 
 // The values of Worker.Health.
@@ -17,13 +16,7 @@ const (
 
 // States are the worker states in lifecycle order: the keys of
 // Summary.ByState and the state label values of fleet_workers. Read only.
-var States = func() []string {
-	var s []string
-	for st := monitoring.StateStarting; st <= monitoring.StateStopped; st++ {
-		s = append(s, st.String())
-	}
-	return s
-}()
+var States = heartbeat.StateNames()
 
 // Fleet is the fleet as one List read it.
 type Fleet struct {
@@ -89,7 +82,7 @@ func (r *Reader) judge(id string, e *entry, now time.Time) Worker {
 }
 
 func invalidWorker(id, reason string) Worker {
-	return Worker{Status: heartbeat.Status{WorkerID: id}, Health: Invalid, Error: reason}
+	return Worker{Status: heartbeat.Status{Identity: heartbeat.Identity{WorkerID: id}}, Health: Invalid, Error: reason}
 }
 
 func summarize(ws []Worker) Summary {
@@ -128,34 +121,27 @@ func (f Fleet) MarshalJSON() ([]byte, error) {
 // workerJSON is a Worker as the API writes it: the heartbeat's fields under
 // their hash names, then the reader's judgement.
 type workerJSON struct {
-	WorkerID      string               `json:"worker_id"`
-	State         string               `json:"state"`
-	Service       string               `json:"service"`
-	Hostname      string               `json:"hostname"`
-	ContainerID   string               `json:"container_id"`
-	DeploymentEnv string               `json:"deployment_env"`
-	Region        string               `json:"region"`
-	Version       string               `json:"version"`
-	StartedAt     *float64             `json:"started_at"` // null when unknown
-	Interval      float64              `json:"interval"`
-	JobsProcessed uint64               `json:"jobs_processed"`
-	JobsFailed    uint64               `json:"jobs_failed"`
-	CurrentJob    string               `json:"current_job"`
-	MetricsURL    string               `json:"metrics_url"`
-	Resources     monitoring.Resources `json:"resources"`
-	System        monitoring.System    `json:"system"`
-	Timestamp     *float64             `json:"timestamp"` // null when invalid
-	Health        string               `json:"health"`
-	Error         string               `json:"error"`
-	LastBeatAge   float64              `json:"last_beat_age_seconds"`
-	ClockSkew     float64              `json:"clock_skew_seconds"`
-	Uptime        float64              `json:"uptime_seconds"`
+	heartbeat.Identity
+	State         string              `json:"state"`
+	StartedAt     *float64            `json:"started_at"` // null when unknown
+	Interval      float64             `json:"interval"`
+	JobsProcessed uint64              `json:"jobs_processed"`
+	JobsFailed    uint64              `json:"jobs_failed"`
+	CurrentJob    string              `json:"current_job"`
+	MetricsURL    string              `json:"metrics_url"`
+	Resources     heartbeat.Resources `json:"resources"`
+	System        heartbeat.System    `json:"system"`
+	Timestamp     *float64            `json:"timestamp"` // null when invalid
+	Health        string              `json:"health"`
+	Error         string              `json:"error"`
+	LastBeatAge   float64             `json:"last_beat_age_seconds"`
+	ClockSkew     float64             `json:"clock_skew_seconds"`
+	Uptime        float64             `json:"uptime_seconds"`
 }
 
 func (w Worker) toJSON() workerJSON {
 	return workerJSON{
-		WorkerID: w.WorkerID, State: w.State, Service: w.Service, Hostname: w.Hostname,
-		ContainerID: w.ContainerID, DeploymentEnv: w.DeploymentEnv, Region: w.Region, Version: w.Version,
+		Identity: w.Identity, State: w.State,
 		StartedAt: optionalUnix(w.StartedAt), Interval: w.Interval.Seconds(),
 		JobsProcessed: w.JobsProcessed, JobsFailed: w.JobsFailed, CurrentJob: w.CurrentJob, MetricsURL: w.MetricsURL,
 		Resources: w.Resources, System: w.System, Timestamp: optionalUnix(w.Timestamp),

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/botfleet/botfleet/monitoring"
 )
 
 // ErrStopped is returned by Start and Stop on a Beater already stopped, and
@@ -339,7 +337,7 @@ func (b *Beater) deregister(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.State = monitoring.StateStopped.String()
+	s.State = StateStopped.String()
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	key := KeyPrefix + s.WorkerID
@@ -354,6 +352,9 @@ func (b *Beater) deregister(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Interval returns the interval between beats, its default filled in.
+func (b *Beater) Interval() time.Duration { return b.o.Interval }
 
 // Failures returns the number of failed beat attempts so far.
 func (b *Beater) Failures() uint64 { return b.failures.Load() }

@@ -17,7 +17,7 @@ import (
 )
 
 func TestNewOptions(t *testing.T) {
-	report := func() Status { return Status{WorkerID: "w"} }
+	report := func() Status { return Status{Identity: Identity{WorkerID: "w"}} }
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
 	t.Cleanup(func() { _ = rdb.Close() })
 	tests := []struct {

@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/internal/redistest"
-	"github.com/botfleet/botfleet/monitoring"
 )
 
 // BenchmarkBeat measures one beat against a local redis-server and reports
@@ -138,13 +137,13 @@ func simulatedID(i int) string { return fmt.Sprintf("worker-%04d", i) }
 func simulatedWorker(i int) *worker {
 	w := newWorker(simulatedID(i))
 	w.set(func(s *Status) {
-		s.State = monitoring.StateBusy.String()
+		s.State = StateBusy.String()
 		s.Hostname = fmt.Sprintf("bot-server-%02d", i%40)
 		s.ContainerID = fmt.Sprintf("%012x", 0xa1b2c3000000+i)
 		s.CurrentJob = fmt.Sprintf("browser.navigate.%06x", i*7919)
 		s.MetricsURL = fmt.Sprintf("http://10.0.%d.%d:9200/metrics", i/250, i%250)
 		s.JobsProcessed, s.JobsFailed = uint64(1000+i), uint64(i%17)
-		s.Resources = monitoring.Resources{MemoryMB: 245.7 + float64(i%100)/10, MemoryPercent: 2.4, CPUPercent: 15.3, NumThreads: 12, OpenFiles: 9 + i%5}
+		s.Resources = Resources{MemoryMB: 245.7 + float64(i%100)/10, MemoryPercent: 2.4, CPUPercent: 15.3, NumThreads: 12, OpenFiles: 9 + i%5}
 		s.System.Hostname, s.System.PID = s.Hostname, 1000+i
 	})
 	return w

@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/heartbeat"
-	"github.com/botfleet/botfleet/monitoring"
 )
 
 // A worker beats every interval and at once on a state change, and
@@ -22,14 +21,13 @@ func ExampleNew() {
 	defer rdb.Close()
 
 	started := time.Now()
-	state := monitoring.StateIdle // in a real worker, its state machine
+	state := heartbeat.StateIdle // in a real worker, its state machine
 	b, err := heartbeat.New(rdb, heartbeat.Options{
 		Interval: 30 * time.Second, // HEARTBEAT_INTERVAL
 		Report: func() heartbeat.Status {
 			return heartbeat.Status{
-				WorkerID:   "worker-1",
+				Identity:   heartbeat.Identity{WorkerID: "worker-1", Service: "worker"},
 				State:      state.String(),
-				Service:    "worker",
 				StartedAt:  started,
 				MetricsURL: "http://10.0.3.17:9200/metrics",
 			}
@@ -60,7 +58,9 @@ func ExampleBeater_Stop() {
 	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer rdb.Close()
 	b, err := heartbeat.New(rdb, heartbeat.Options{
-		Report: func() heartbeat.Status { return heartbeat.Status{WorkerID: "worker-1", State: "IDLE"} },
+		Report: func() heartbeat.Status {
+			return heartbeat.Status{Identity: heartbeat.Identity{WorkerID: "worker-1"}, State: "IDLE"}
+		},
 	})
 	if err != nil {
 		log.Fatal(err)

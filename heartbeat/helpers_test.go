@@ -14,7 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/internal/redistest"
-	"github.com/botfleet/botfleet/monitoring"
 )
 
 // epoch is where fake clocks start: 1688851200.123, the design's example.
@@ -125,21 +124,23 @@ type worker struct {
 
 func newWorker(id string) *worker {
 	return &worker{s: Status{
-		WorkerID:      id,
+		Identity: Identity{
+			WorkerID:      id,
+			Service:       "worker",
+			Hostname:      "bot-server-01",
+			ContainerID:   "a1b2c3d4e5f6",
+			DeploymentEnv: "production",
+			Region:        "us-west-1",
+			Version:       "v1.4.2",
+		},
 		State:         "IDLE",
-		Service:       "worker",
-		Hostname:      "bot-server-01",
-		ContainerID:   "a1b2c3d4e5f6",
-		DeploymentEnv: "production",
-		Region:        "us-west-1",
-		Version:       "v1.4.2",
 		StartedAt:     epoch.Add(-time.Hour),
 		JobsProcessed: 42,
 		JobsFailed:    3,
 		CurrentJob:    "",
 		MetricsURL:    "http://10.0.3.17:9200/metrics",
-		Resources:     monitoring.Resources{MemoryMB: 245.7, MemoryPercent: 2.4, CPUPercent: 15.3, NumThreads: 12, OpenFiles: 9},
-		System:        monitoring.System{Hostname: "bot-server-01", Platform: "linux-6.1.0-amd64", GoVersion: "go1.26.0", PID: 4242},
+		Resources:     Resources{MemoryMB: 245.7, MemoryPercent: 2.4, CPUPercent: 15.3, NumThreads: 12, OpenFiles: 9},
+		System:        System{Hostname: "bot-server-01", Platform: "linux-6.1.0-amd64", GoVersion: "go1.26.0", PID: 4242},
 	}}
 }
 

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/botfleet/botfleet/monitoring"
 )
 
 // The Redis keys. Their names are a contract with the readers of the fleet
@@ -55,14 +53,9 @@ const numFields = 17
 // Status is one beat: what a worker says about itself. Fields encodes it for
 // Redis and Decode reads it back.
 type Status struct {
-	WorkerID      string
-	State         string // a monitoring.State name: STARTING, IDLE, BUSY, STOPPING, STOPPED
-	Service       string
-	Hostname      string
-	ContainerID   string
-	DeploymentEnv string
-	Region        string
-	Version       string
+	// Identity says who the worker is; WorkerID is required.
+	Identity
+	State         string    // a State's name: STARTING, IDLE, BUSY, STOPPING, STOPPED
 	Timestamp     time.Time // when the beat was written
 	StartedAt     time.Time // when the worker started; zero when unknown
 	Interval      time.Duration
@@ -74,8 +67,8 @@ type Status struct {
 	// MetricsURL is where this worker's /metrics can be scraped (service
 	// discovery).
 	MetricsURL string
-	Resources  monitoring.Resources
-	System     monitoring.System
+	Resources  Resources
+	System     System
 }
 
 // Fields returns the hash fields of s, all strings: times in Unix seconds
@@ -166,15 +159,17 @@ const maxSeconds = 1 << 33 // about year 2242
 // *FieldError, names the first field found wrong.
 func Decode(fields map[string]string) (Status, error) {
 	s := Status{
-		WorkerID:      fields[fieldWorkerID],
-		Service:       fields[fieldService],
-		Hostname:      fields[fieldHostname],
-		ContainerID:   fields[fieldContainerID],
-		DeploymentEnv: fields[fieldDeploymentEnv],
-		Region:        fields[fieldRegion],
-		Version:       fields[fieldVersion],
-		CurrentJob:    fields[fieldCurrentJob],
-		MetricsURL:    fields[fieldMetricsURL],
+		Identity: Identity{
+			WorkerID:      fields[fieldWorkerID],
+			Service:       fields[fieldService],
+			Hostname:      fields[fieldHostname],
+			ContainerID:   fields[fieldContainerID],
+			DeploymentEnv: fields[fieldDeploymentEnv],
+			Region:        fields[fieldRegion],
+			Version:       fields[fieldVersion],
+		},
+		CurrentJob: fields[fieldCurrentJob],
+		MetricsURL: fields[fieldMetricsURL],
 	}
 	if s.WorkerID == "" {
 		return Status{}, fieldErr(fieldWorkerID, "missing")
@@ -213,7 +208,7 @@ func decodeState(fields map[string]string) (string, error) {
 	if !ok || v == "" {
 		return "", fieldErr(fieldState, "missing")
 	}
-	st, err := monitoring.ParseState(v)
+	st, err := ParseState(v)
 	if err != nil {
 		return "", fieldErr(fieldState, "%q is not a known state: want one of STARTING, IDLE, BUSY, STOPPING, STOPPED", v)
 	}

@@ -10,28 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Identity labels every worker_* series, so that a fleet's series stay
-// apart and can be joined with its logs (the same fields the log records
-// carry). Version goes on worker_info only.
-type Identity struct {
-	WorkerID      string
-	Hostname      string
-	ContainerID   string
-	DeploymentEnv string
-	Region        string
-	Version       string
-}
-
-func (id Identity) labels() prometheus.Labels {
-	return prometheus.Labels{
-		"worker_id":      id.WorkerID,
-		"hostname":       id.Hostname,
-		"container_id":   id.ContainerID,
-		"deployment_env": id.DeploymentEnv,
-		"region":         id.Region,
-	}
-}
-
 // HeartbeatStats is what the metrics need from the heartbeat writer.
 type HeartbeatStats interface {
 	// Failures counts the beats that did not reach Redis.
@@ -71,7 +49,7 @@ func RegisterWorkerMetrics(reg prometheus.Registerer, w *Worker, s *Sampler, id 
 		Name:        "worker_job_duration_seconds",
 		Help:        "Time taken by the worker's finished jobs, by job type.",
 		Buckets:     jobDurationBuckets(),
-		ConstLabels: id.labels(),
+		ConstLabels: prometheus.Labels(id.Labels()),
 	}, []string{"type"})
 	if err := reg.Register(c); err != nil {
 		return fmt.Errorf("monitoring: register worker metrics: %w", err)
@@ -97,11 +75,11 @@ type workerCollector struct {
 }
 
 func newWorkerCollector(w *Worker, s *Sampler, hb HeartbeatStats, id Identity) *workerCollector {
-	labels := id.labels()
+	labels := prometheus.Labels(id.Labels())
 	desc := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, nil, labels)
 	}
-	infoLabels := id.labels()
+	infoLabels := prometheus.Labels(id.Labels())
 	infoLabels["version"] = id.Version
 	infoLabels["go_version"] = runtime.Version()
 	c := &workerCollector{

@@ -81,7 +81,7 @@ func TestMetricsScrape(t *testing.T) {
 		}
 		for _, line := range lines {
 			labels := lineLabels(line)
-			for k, want := range testIdentity.labels() {
+			for k, want := range prometheus.Labels(testIdentity.Labels()) {
 				if got, ok := labels[k]; !ok || got != want {
 					t.Errorf("%s: label %s = %q, want %q", line, k, got, want)
 				}
@@ -291,7 +291,7 @@ func TestRegisterWorkerMetricsErrors(t *testing.T) {
 	// A clash on the histogram rolls back the collector.
 	reg = prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "worker_job_duration_seconds", Help: "clash", ConstLabels: testIdentity.labels(),
+		Name: "worker_job_duration_seconds", Help: "clash", ConstLabels: prometheus.Labels(testIdentity.Labels()),
 	}))
 	if err := RegisterWorkerMetrics(reg, workerIn(t, StateIdle), nil, testIdentity, nil); err == nil {
 		t.Fatal("clashing histogram accepted, want an error")

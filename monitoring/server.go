@@ -24,6 +24,9 @@ import (
 // METRICS_PORT's default on all interfaces.
 const DefaultAddr = ":9200"
 
+// DefaultPort is the port of DefaultAddr (METRICS_PORT's default).
+const DefaultPort = 9200
+
 // ServerOptions configures a Server. Every field is optional.
 type ServerOptions struct {
 	// Addr is the TCP address to listen on; "" means DefaultAddr and ":0"
@@ -101,6 +104,16 @@ func (s *Server) Handle(pattern string, h http.Handler, protected bool) {
 		h = s.requireToken(h)
 	}
 	s.mux.Handle(pattern, h)
+}
+
+// HandlePrefix serves h at prefix and every path under it (prefix and
+// prefix+"/..."), such as a package's whole API; h answers the methods and
+// paths it does not serve. protected routes need the token when one is
+// set.
+func (s *Server) HandlePrefix(prefix string, h http.Handler, protected bool) {
+	prefix = strings.TrimSuffix(prefix, "/")
+	s.Handle(prefix, h, protected)
+	s.Handle(prefix+"/", h, protected)
 }
 
 func (s *Server) requireToken(h http.Handler) http.Handler {

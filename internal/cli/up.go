@@ -17,10 +17,10 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
-	"github.com/botfleet/botfleet/internal/config"
 	"github.com/botfleet/botfleet/internal/supervisor"
 	"github.com/botfleet/botfleet/logging"
 	"github.com/botfleet/botfleet/monitoring"
+	"github.com/botfleet/botfleet/worker"
 )
 
 func init() {
@@ -51,7 +51,9 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 	}
 	// Validate the children's environment once, here, so a bad variable
 	// is one clear error instead of crashing children.
-	if _, err := loadLogging(env, func() error { _, err := config.LoadWorker(env.Getenv); return err }()); err != nil {
+	childOpts, err := worker.FromEnv(env.Getenv)
+	_, logErr := logging.ConfigFromEnv(env.Getenv)
+	if err := badEnvironment(err, logErr); err != nil {
 		return err
 	}
 	logger := slog.New(logging.NewPrettyHandler(env.Stderr, nil)).With(logging.KeyService, "up")
@@ -107,10 +109,7 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 	<-ctx.Done()
 	stopLoad()
 	<-loadDone
-	grace := 30 * time.Second
-	if g, err := config.ParseSeconds(lookup(base, "SHUTDOWN_GRACE", "30")); err == nil {
-		grace = g
-	}
+	grace := childOpts.ShutdownGrace
 	logger.Info("stopping: workers first, then the bot")
 	sup.Stop(grace+5*time.Second, workerNames...)
 	sup.Stop(10*time.Second, "bot")

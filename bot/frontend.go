@@ -1,7 +1,3 @@
-// Package bot is botfleet's reference bot service: it takes requests from
-// pluggable frontends, each logging under its own service name (the
-// design's discord_bot, telegram_bot, web_frontend, sms_gateway), and
-// hands them to the worker fleet as jobs.
 package bot
 
 import (

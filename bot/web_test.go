@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/botfleet/botfleet/internal/bot"
+	"github.com/botfleet/botfleet/bot"
 	"github.com/botfleet/botfleet/internal/redistest"
 	"github.com/botfleet/botfleet/jobs"
 )

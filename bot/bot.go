@@ -1,0 +1,309 @@
+// Package bot is the composition of botfleet's bot service: it takes
+// requests from pluggable frontends, each logging under its own service
+// name (the design's discord_bot, telegram_bot, web_frontend,
+// sms_gateway), hands them to the worker fleet as jobs, and serves the
+// fleet view beside them.
+//
+//	opts, err := bot.FromEnv(nil)  // README's variables, validated
+//	b, err := bot.New(opts)        // the web frontend is on by default
+//	b.Add(myFrontend(b.Deps("sms_gateway")))
+//	err = b.Run(ctx)
+//
+// A running bot serves, on its port: the frontends' routes (the web
+// frontend's POST /api/jobs and GET /api/jobs/{id}), the fleet API and
+// Prometheus discovery under /api/fleet, the dashboard at /, /health,
+// /livez, /readyz and /metrics (bot_*, jobs_queue_* and fleet_*).
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botfleet/botfleet/fleet"
+	"github.com/botfleet/botfleet/heartbeat"
+	"github.com/botfleet/botfleet/internal/config"
+	"github.com/botfleet/botfleet/internal/process"
+	"github.com/botfleet/botfleet/jobs"
+	"github.com/botfleet/botfleet/logging"
+	"github.com/botfleet/botfleet/monitoring"
+)
+
+// ErrRunning is returned by Run on a Bot that was already run, and by Add
+// once it runs.
+var ErrRunning = errors.New("bot: already running")
+
+// Options configure a Bot. The zero value of every field is its default:
+// Options{} is a bot with the web frontend, the built-in job types and the
+// fleet view, on the local Redis, listening on :9200. FromEnv fills them
+// from the environment.
+type Options struct {
+	// Redis is the client to use; the Bot does not close it. When nil,
+	// the Bot opens RedisURL (REDIS_URL, default redis://localhost:6379/0)
+	// and closes it when Run returns.
+	Redis    redis.UniversalClient
+	RedisURL string
+	// Queue (JOB_QUEUE) and MaxAttempts (JOB_MAX_ATTEMPTS) are the queue's
+	// jobs go to; the defaults are jobs.QueueOptions'.
+	Queue       string
+	MaxAttempts int
+	// Types are the job types the frontends accept: a Mux holding the
+	// same types as the workers'. Nil means the built-in types.
+	Types *jobs.Mux
+	// Service is the bot's service name in its logs and /health. Default
+	// "bot".
+	Service string
+	// NoWeb leaves the web frontend (the job API) out.
+	NoWeb bool
+	// NoFleetView leaves the fleet API, discovery, dashboard and fleet_*
+	// metrics out.
+	NoFleetView bool
+	// Addr is where the routes listen (METRICS_ADDR:METRICS_PORT).
+	// Default monitoring.DefaultAddr; ":0" picks a free port (see URL).
+	Addr string
+	// AuthToken, when set, guards /metrics, /health and the APIs
+	// (METRICS_AUTH_TOKEN). The dashboard page and /livez, /readyz stay
+	// open.
+	AuthToken string
+	// Checks are health checks of your own, beside the built-in "redis".
+	Checks []monitoring.Check
+	// Logger receives the bot's records; nil means slog.Default(). The bot
+	// logs as service "bot", each frontend under its own name.
+	Logger *slog.Logger
+	// Registry receives the metrics served on /metrics. Nil means a fresh
+	// monitoring.NewRegistry().
+	Registry *prometheus.Registry
+	// Deployment is where the bot runs; nil means
+	// logging.DetectDeployment().
+	Deployment *logging.Deployment
+	// Version is reported in bot_info. Default "dev".
+	Version string
+}
+
+// FromEnv reads the bot's variables (README's configuration table)
+// through getenv, os.Getenv when nil. Every bad variable is named in the
+// error with its value and what is allowed.
+func FromEnv(getenv func(string) string) (Options, error) {
+	l := config.New(getenv)
+	d := logging.DetectDeploymentEnv(getenv)
+	p := l.Process()
+	j := l.Jobs()
+	return Options{
+		RedisURL: p.RedisURL, Queue: j.Queue, MaxAttempts: j.MaxAttempts,
+		Addr: p.MetricsAddr, AuthToken: p.AuthToken, Deployment: &d,
+	}, l.Err()
+}
+
+// Bot is the bot service. Create it with New, Add frontends, and call Run
+// once. Its methods are safe for concurrent use.
+type Bot struct {
+	o        Options
+	identity heartbeat.Identity
+	logger   *slog.Logger
+	rdb      redis.UniversalClient
+	owned    bool // rdb was opened by New and is closed by Run
+	queue    *jobs.Queue
+	metrics  *Metrics
+
+	mu        sync.Mutex
+	running   bool
+	frontends []Frontend
+	url       string
+	started   chan struct{}
+}
+
+// New checks o and returns a Bot with the web frontend added (unless
+// o.NoWeb); nothing listens before Run. An error names what is wrong.
+func New(o Options) (*Bot, error) {
+	if o.Types == nil {
+		o.Types = jobs.NewMux()
+		jobs.Builtins(o.Types, nil)
+	}
+	if o.Deployment == nil {
+		d := logging.DetectDeployment()
+		o.Deployment = &d
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	if o.Service == "" {
+		o.Service = "bot"
+	}
+	if o.Addr == "" {
+		o.Addr = monitoring.DefaultAddr
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = monitoring.NewRegistry()
+	}
+	rdb, owned, err := process.Redis(o.Redis, o.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("bot: %w", err)
+	}
+	d := o.Deployment
+	id := heartbeat.Identity{Service: o.Service, Hostname: d.Hostname, ContainerID: d.ContainerID,
+		DeploymentEnv: d.Env, Region: d.Region, Version: o.Version}
+	metrics, err := NewMetrics(o.Registry, prometheus.Labels(id.InfoLabels(runtime.Version())))
+	if err != nil {
+		closeOwned(rdb, owned)
+		return nil, fmt.Errorf("bot: %w", err)
+	}
+	queue := jobs.NewQueue(rdb, o.Queue, jobs.QueueOptions{MaxAttempts: o.MaxAttempts})
+	if err := o.Registry.Register(NewQueueCollector(queue, queue.Name())); err != nil {
+		closeOwned(rdb, owned)
+		return nil, fmt.Errorf("bot: %w", err)
+	}
+	b := &Bot{o: o, identity: id, logger: o.Logger.With(logging.KeyService, id.Service), rdb: rdb, owned: owned,
+		queue: queue, metrics: metrics, started: make(chan struct{})}
+	if !o.NoWeb {
+		b.frontends = append(b.frontends, NewWeb(b.Deps("web_frontend")))
+	}
+	return b, nil
+}
+
+func closeOwned(rdb redis.UniversalClient, owned bool) {
+	if owned {
+		_ = rdb.Close()
+	}
+}
+
+// Deps returns what a frontend named name gets from the bot: the queue,
+// the accepted types, the metrics, and a logger logging as service name.
+func (b *Bot) Deps(name string) Deps {
+	return Deps{Queue: b.queue, Types: b.o.Types, Metrics: b.metrics, Logger: FrontendLogger(b.o.Logger, name)}
+}
+
+// Add adds frontends; it must be called before Run. Frontend names must be
+// unique.
+func (b *Bot) Add(fs ...Frontend) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running {
+		return ErrRunning
+	}
+	for _, f := range fs {
+		for _, have := range b.frontends {
+			if have.Name() == f.Name() {
+				return fmt.Errorf("bot: a frontend named %q is already added", f.Name())
+			}
+		}
+		b.frontends = append(b.frontends, f)
+	}
+	return nil
+}
+
+// URL returns the base URL of the bot's routes, such as
+// "http://127.0.0.1:9200", once Run listens; "" before.
+func (b *Bot) URL() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.url
+}
+
+// Started is closed once Run listens, or returns with an error before.
+func (b *Bot) Started() <-chan struct{} { return b.started }
+
+// Queue returns the queue the bot submits to.
+func (b *Bot) Queue() *jobs.Queue { return b.queue }
+
+// Run serves until ctx ends or a frontend's Run fails, then closes the
+// endpoints. It returns nil after a stop that ctx asked for.
+func (b *Bot) Run(ctx context.Context) error {
+	b.mu.Lock()
+	if b.running {
+		b.mu.Unlock()
+		return ErrRunning
+	}
+	b.running = true
+	frontends := append([]Frontend(nil), b.frontends...)
+	b.mu.Unlock()
+	startedOnce := sync.OnceFunc(func() { close(b.started) })
+	defer startedOnce()
+	defer closeOwned(b.rdb, b.owned)
+
+	p := process.New(ctx, process.Options{Redis: b.rdb, Registry: b.o.Registry, Logger: b.logger})
+	defer p.Close()
+	err := p.Listen(process.Options{Service: b.o.Service, Addr: b.o.Addr, AuthToken: b.o.AuthToken, Checks: b.o.Checks,
+		Mount: func(srv *monitoring.Server) error { return b.mount(srv, frontends) }})
+	startedOnce()
+	if err != nil {
+		return fmt.Errorf("bot: %w", err)
+	}
+	b.mu.Lock()
+	b.url = p.Server.URL()
+	b.mu.Unlock()
+	p.StartMonitor(ctx)
+	_ = p.State.SetState(monitoring.StateIdle)
+	url := p.Server.URL()
+	b.logger.Info(b.o.Service+" started", "url", url, "queue", b.queue.Name(), "frontends", frontendNames(frontends),
+		"dashboard", url+"/", "discovery", url+fleet.APIPrefix+"/targets", "version", b.o.Version)
+	runErr := runFrontends(ctx, frontends)
+	b.logger.Info(b.o.Service + " stopping")
+	_ = p.State.SetState(monitoring.StateStopping)
+	if err := p.CloseServer(); err != nil {
+		b.logger.Warn("closing the endpoints", "error", err)
+	}
+	_ = p.State.SetState(monitoring.StateStopped)
+	b.logger.Info(b.o.Service + " stopped")
+	return runErr
+}
+
+// mount adds the frontends' routes and the fleet view to srv.
+func (b *Bot) mount(srv *monitoring.Server, frontends []Frontend) error {
+	for _, f := range frontends {
+		f.Mount(srv.Handle)
+	}
+	if b.o.NoFleetView {
+		return nil
+	}
+	return MountFleetView(srv, b.rdb, b.o.Registry)
+}
+
+// MountFleetView serves the fleet view on srv: the JSON API and Prometheus
+// discovery under /api/fleet (protected by the token when one is set),
+// the dashboard page at / (open: it fetches the protected API), and the
+// fleet_* metrics on reg.
+func MountFleetView(srv *monitoring.Server, rdb redis.UniversalClient, reg prometheus.Registerer) error {
+	reader := fleet.NewReader(rdb, fleet.Options{})
+	srv.HandlePrefix(fleet.APIPrefix, fleet.NewHandler(reader), true)
+	dash := fleet.DashboardHandler()
+	// "/{$}" is the root alone: "/" would swallow every unknown path,
+	// which must stay a 404.
+	srv.Handle("GET /{$}", dash, false)
+	srv.Handle("GET /assets/", dash, false)
+	return reg.Register(fleet.NewCollector(reader))
+}
+
+// runFrontends runs every frontend until ctx ends or one fails.
+func runFrontends(ctx context.Context, frontends []Frontend) error {
+	errc := make(chan error, len(frontends))
+	for _, f := range frontends {
+		go func() {
+			if err := f.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("frontend %s: %w", f.Name(), err)
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+func frontendNames(fs []Frontend) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Name()
+	}
+	return out
+}
