@@ -132,17 +132,18 @@ func monitoringHooks() (func(*Job), func(*Job, time.Duration, error)) {
 func BenchmarkHooks(b *testing.B) {
 	for _, hooks := range []string{"none", "monitoring"} {
 		b.Run("hooks="+hooks, func(b *testing.B) {
-			c := NewConsumer(nil, "", "bench", NewMux(), ConsumerOptions{})
+			var o ConsumerOptions
 			if hooks == "monitoring" {
-				c.o.OnStart, c.o.OnFinish = monitoringHooks()
+				o.OnStart, o.OnFinish = monitoringHooks()
 			}
+			c := NewConsumer(nil, "", "bench", NewMux(), o)
 			job := &Job{ID: "echo.bench", Type: TypeEcho}
 			ctx := context.Background()
 			b.SetParallelism(2) // 2 x GOMAXPROCS (2) goroutines
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					c.onStart(ctx, job)
-					c.onFinish(ctx, job, time.Millisecond, nil)
+					c.workers.onStart(ctx, job)
+					c.workers.onFinish(ctx, job, time.Millisecond, nil)
 				}
 			})
 		})

@@ -26,7 +26,7 @@ const (
 type op struct {
 	kind     opKind
 	d        *delivery
-	at       time.Time // when it happened, from Options.Now
+	at       time.Time // when it happened, by the Clock
 	attempts int       // the job's attempts so far; -1 leaves the field alone
 	result   []byte    // opSucceeded: JSON
 	err      string    // opRetry, opDead
@@ -37,33 +37,36 @@ type op struct {
 const maxOpsPerFlush = 512
 
 // committer writes the consumer's bookkeeping in batches: whatever the
-// workers queued while the last batch was in flight goes out in one
-// MULTI/EXEC, so a short job costs a fraction of a round trip. Ops are
-// written in the order they were queued, so a job's running status never
-// lands after its outcome. A batch that fails on a connection error is
-// retried with backoff; its jobs stay tracked, so their leases are renewed
-// meanwhile.
+// workers and the reader queued while the last batch was in flight goes
+// out in one MULTI/EXEC, so a short job costs a fraction of a round trip.
+// Ops are written in the order they were queued, so a job's running status
+// never lands after its outcome. A batch that fails on a connection error
+// is retried with backoff; its entries stay in the ledger, so their leases
+// are renewed meanwhile. Once a batch is written, its finished entries
+// leave the ledger and the keeper learns of its retries.
 type committer struct {
-	c *Consumer
+	*base
+	held   *ledger
+	keeper *keeper
 
 	mu     sync.Mutex
 	ops    []op
 	closed bool
 
 	wake   chan struct{}
-	done   chan struct{}
-	ctx    context.Context
+	done   chan struct{} // closed when the loop has returned
 	cancel context.CancelFunc
-	err    error // what was left unrecorded when the loop gave up
+	err    error // what was left unrecorded when the loop gave up; set before done is closed
 }
 
-func newCommitter(c *Consumer) *committer {
-	return &committer{c: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newCommitter(b *base, held *ledger, keeper *keeper) *committer {
+	return &committer{base: b, held: held, keeper: keeper, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-func (m *committer) start(base context.Context) {
-	m.ctx, m.cancel = context.WithCancel(base)
-	go m.loop()
+// start starts the loop.
+func (m *committer) start(ctx context.Context) {
+	ctx, m.cancel = context.WithCancel(ctx)
+	go m.loop(ctx)
 }
 
 // add queues o, and reports false if the committer is closed: the outcome
@@ -81,15 +84,13 @@ func (m *committer) add(o op) bool {
 }
 
 // close stops taking ops and waits until the queued ones are written, or
-// ctx ends.
+// ctx ends; then it stops the loop.
 func (m *committer) close(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
 	poke(m.wake)
-	select {
-	case <-m.done:
-	case <-ctx.Done():
+	if !waitDone(ctx, m.done) {
 		m.cancel()
 		<-m.done
 	}
@@ -97,7 +98,7 @@ func (m *committer) close(ctx context.Context) error {
 	return m.err
 }
 
-func (m *committer) loop() {
+func (m *committer) loop(ctx context.Context) {
 	defer close(m.done)
 	var (
 		batch    []op
@@ -116,17 +117,17 @@ func (m *committer) loop() {
 			}
 			select {
 			case <-m.wake:
-			case <-m.ctx.Done():
+			case <-ctx.Done():
 				m.mu.Lock()
 				if n := len(m.ops); n > 0 { // queued just before close
-					m.err = fmt.Errorf("%d outcomes not recorded: %w", n, context.Cause(m.ctx))
+					m.err = fmt.Errorf("%d outcomes not recorded: %w", n, context.Cause(ctx))
 				}
 				m.mu.Unlock()
 				return
 			}
 			continue
 		}
-		rest, err := m.c.flushAll(m.ctx, batch)
+		rest, err := m.flushAll(ctx, batch)
 		if err == nil {
 			failures = 0
 			clear(batch)
@@ -135,7 +136,7 @@ func (m *committer) loop() {
 		}
 		batch = rest
 		failures++
-		if !sleepCtx(m.ctx, retryWait(failures)) {
+		if !sleep(ctx, m.clock, retryWait(failures)) {
 			m.err = fmt.Errorf("%d outcomes not recorded: %w", len(batch), err)
 			return
 		}
@@ -146,18 +147,18 @@ func (m *committer) loop() {
 // error. A chunk Redis refuses (an error reply) is logged and dropped:
 // MULTI/EXEC ran its other commands, and a job not acknowledged is
 // delivered again.
-func (c *Consumer) flushAll(ctx context.Context, ops []op) ([]op, error) {
+func (m *committer) flushAll(ctx context.Context, ops []op) ([]op, error) {
 	for len(ops) > 0 {
 		chunk := ops[:min(len(ops), maxOpsPerFlush)]
-		if err := c.flush(ctx, chunk); err != nil {
-			c.redisFailed(ctx, "record outcomes", err)
+		if err := m.flush(ctx, chunk); err != nil {
+			m.redis.failed(ctx, "record outcomes", err)
 			if !isReplyError(err) {
 				return ops, err
 			}
 		} else {
-			c.redisOK(ctx)
+			m.redis.ok(ctx)
 		}
-		c.settled(chunk)
+		m.settled(chunk)
 		ops = ops[len(chunk):]
 	}
 	return nil, nil
@@ -166,7 +167,7 @@ func (c *Consumer) flushAll(ctx context.Context, ops []op) ([]op, error) {
 // flush writes ops in one MULTI/EXEC: hashes, retries and dead letters
 // first, then one XACK and XDEL for every finished entry (a processed entry
 // leaves the stream, so the stream's length is the backlog).
-func (c *Consumer) flush(ctx context.Context, ops []op) error {
+func (m *committer) flush(ctx context.Context, ops []op) error {
 	finished := make(map[string]bool, len(ops))
 	for _, o := range ops {
 		if o.kind != opRunning {
@@ -174,45 +175,45 @@ func (c *Consumer) flush(ctx context.Context, ops []op) error {
 		}
 	}
 	var acks []string
-	p := c.rdb.TxPipeline()
+	p := m.rdb.TxPipeline()
 	for _, o := range ops {
 		if o.kind == opRunning && finished[o.d.streamID] {
 			continue // its outcome, in this batch, says more
 		}
-		c.queueOp(ctx, p, o)
+		m.queueOp(ctx, p, o)
 		if o.kind != opRunning {
 			acks = append(acks, o.d.streamID)
 		}
 	}
 	if len(acks) > 0 {
-		p.XAck(ctx, c.keys.stream, Group, acks...)
-		p.XDel(ctx, c.keys.stream, acks...)
+		p.XAck(ctx, m.keys.stream, Group, acks...)
+		p.XDel(ctx, m.keys.stream, acks...)
 	}
 	_, err := p.Exec(ctx)
 	return err
 }
 
 // queueOp adds the commands of one op to p.
-func (c *Consumer) queueOp(ctx context.Context, p redis.Pipeliner, o op) {
+func (m *committer) queueOp(ctx context.Context, p redis.Pipeliner, o op) {
 	switch o.kind {
 	case opRunning:
-		c.writeHash(ctx, p, o, StatusRunning)
+		m.writeHash(ctx, p, o, StatusRunning)
 	case opSucceeded:
-		c.writeHash(ctx, p, o, StatusSucceeded, fieldResult, o.result)
+		m.writeHash(ctx, p, o, StatusSucceeded, fieldResult, o.result)
 		if o.attempts > 1 {
 			p.HDel(ctx, jobKey(o.d.job.ID), fieldError) // from an earlier attempt
 		}
 	case opRetry:
 		member, _ := json.Marshal(entryPairs(o.d, o.d.job.Attempt+1))
-		p.ZAdd(ctx, c.keys.retry, redis.Z{Score: float64(o.due.UnixMilli()), Member: member})
-		c.writeHash(ctx, p, o, StatusRetrying, fieldError, o.err)
+		p.ZAdd(ctx, m.keys.retry, redis.Z{Score: float64(o.due.UnixMilli()), Member: member})
+		m.writeHash(ctx, p, o, StatusRetrying, fieldError, o.err)
 	case opDead:
 		fields := entryPairs(o.d, 0)
-		fields = append(fields, fieldError, o.err, fieldWorker, c.name,
+		fields = append(fields, fieldError, o.err, fieldWorker, m.name,
 			fieldFailedAt, formatUnix(o.at), fieldStreamID, o.d.streamID)
-		p.XAdd(ctx, &redis.XAddArgs{Stream: c.keys.dead, MaxLen: c.o.DeadMaxLen, Approx: true, Values: fields})
+		p.XAdd(ctx, &redis.XAddArgs{Stream: m.keys.dead, MaxLen: m.o.DeadMaxLen, Approx: true, Values: fields})
 		if o.d.jobID() != "" {
-			c.writeHash(ctx, p, o, StatusFailed, fieldError, o.err)
+			m.writeHash(ctx, p, o, StatusFailed, fieldError, o.err)
 		}
 	}
 }
@@ -221,11 +222,11 @@ func (c *Consumer) queueOp(ctx context.Context, p redis.Pipeliner, o op) {
 // plus extra field/value pairs, and renews its TTL. It writes id, type and
 // queue too, so a job enqueued by a producer that wrote no hash still has
 // one that answers Get.
-func (c *Consumer) writeHash(ctx context.Context, p redis.Pipeliner, o op, status string, extra ...any) {
+func (m *committer) writeHash(ctx context.Context, p redis.Pipeliner, o op, status string, extra ...any) {
 	id := o.d.jobID()
 	args := make([]any, 0, 18+len(extra))
-	args = append(args, fieldID, id, fieldQueue, c.queue, fieldStatus, status,
-		fieldWorker, c.name, fieldUpdatedAt, formatUnix(o.at))
+	args = append(args, fieldID, id, fieldQueue, m.queue, fieldStatus, status,
+		fieldWorker, m.name, fieldUpdatedAt, formatUnix(o.at))
 	if j := o.d.job; j != nil {
 		args = append(args, fieldType, j.Type, fieldMaxAttempts, j.MaxAttempts)
 	}
@@ -235,30 +236,28 @@ func (c *Consumer) writeHash(ctx context.Context, p redis.Pipeliner, o op, statu
 	args = append(args, extra...)
 	key := jobKey(id)
 	p.HSet(ctx, key, args...)
-	p.Expire(ctx, key, c.o.ResultTTL)
+	p.Expire(ctx, key, m.o.ResultTTL)
 }
 
-// settled forgets the entries whose outcome is written, and tells the
-// promoter about new retries.
-func (c *Consumer) settled(ops []op) {
-	var due time.Time
-	c.mu.Lock()
+// settled strikes the entries whose outcome is written out of the ledger,
+// and tells the keeper about new retries.
+func (m *committer) settled(ops []op) {
+	var (
+		finished []string
+		due      time.Time
+	)
 	for _, o := range ops {
 		if o.kind == opRunning {
 			continue
 		}
-		delete(c.tracked, o.d.streamID)
+		finished = append(finished, o.d.streamID)
 		if o.kind == opRetry && (due.IsZero() || o.due.Before(due)) {
 			due = o.due
 		}
 	}
-	if !due.IsZero() && (c.nextRetry.IsZero() || due.Before(c.nextRetry)) {
-		c.nextRetry = due
-	}
-	c.mu.Unlock()
-	poke(c.space)
+	m.held.release(finished)
 	if !due.IsZero() {
-		poke(c.retryNudge)
+		m.keeper.retryAt(due)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,13 +21,6 @@ const (
 	// MaxBackoff caps the doubling backoff, unless Backoff itself is longer.
 	MaxBackoff = time.Minute
 )
-
-// prefetchPerSlot is how many entries a consumer holds, running or waiting
-// to run, per unit of Concurrency: enough that a worker finishing a short
-// job finds the next one already read, and one XREADGROUP serves several
-// jobs. (On the 2-core test machine, 4 gave about half the throughput of 8
-// with four consumers at Concurrency 1; 16 gained nothing clear.)
-const prefetchPerSlot = 8
 
 // ErrRunning is returned by Run on a Consumer already running; ErrStopped
 // by Run after Shutdown.
@@ -76,9 +68,9 @@ type ConsumerOptions struct {
 	// Logger receives the consumer's records; job records are logged with
 	// the job's context, so they carry job_id. Nil means slog.Default().
 	Logger *slog.Logger
-	// Now is the time source of timestamps and retry times; nil means
-	// time.Now.
-	Now func() time.Time
+	// Clock is the time source of timestamps, retry times and the waits of
+	// the consumer's loops; nil means the wall clock.
+	Clock Clock
 }
 
 func (o ConsumerOptions) withDefaults() ConsumerOptions {
@@ -107,10 +99,23 @@ func (o ConsumerOptions) withDefaults() ConsumerOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = realClock{}
 	}
 	return o
+}
+
+// base is what the parts of a consumer share: where the queue is, who the
+// consumer is, its options, and how it logs Redis trouble.
+type base struct {
+	rdb   redis.UniversalClient
+	queue string
+	name  string
+	keys  keys
+	o     ConsumerOptions
+	clock Clock
+	log   *slog.Logger
+	redis *outage
 }
 
 // Consumer is the worker side of a queue: it reads jobs in the consumer
@@ -119,47 +124,30 @@ func (o ConsumerOptions) withDefaults() ConsumerOptions {
 //
 // Delivery is at least once: a job is acknowledged only after its outcome
 // is written, so a worker that dies mid-job leaves it pending for another.
+//
+// A Consumer is four parts around a ledger of the deliveries it holds,
+// each with its own goroutines, start and stop: the reader reads and
+// claims entries while Run runs, the processor's workers run them, the
+// committer writes their outcomes in batches, and the lease keeper renews
+// the leases, hands back what waited too long and promotes due retries.
 type Consumer struct {
-	rdb      redis.UniversalClient
-	queue    string
-	name     string
-	mux      *Mux
-	o        ConsumerOptions
-	keys     keys
-	log      *slog.Logger
-	prefetch int // entries running or waiting at most; twice that counting those being recorded
-	com      *committer
+	name string
+
+	held    *ledger
+	reader  *reader
+	workers *processor
+	com     *committer
+	keeper  *keeper
 
 	mu      sync.Mutex
-	tracked map[string]*delivery // by stream id: delivered here, not yet acknowledged
-	waiting []*delivery          // read and not yet started, oldest first
-	running int
-	// stalled is set when waiting entries were given back because every
-	// worker was busy too long; reading waits until a worker frees up.
-	stalled   bool
-	nextRetry time.Time // earliest retry this consumer scheduled, for the promoter
-	started   bool
-	stopped   bool
+	started bool
+	stopped bool
+	stopRun chan struct{} // closed by Shutdown: Run returns
+	runDone chan struct{} // closed when Run has returned
 
-	ready          chan struct{} // poked when waiting grows: a worker may start one
-	space          chan struct{} // poked when the reader may read more
-	retryNudge     chan struct{} // poked when a retry was scheduled
-	stopRun        chan struct{} // closed by Shutdown: Run returns
-	stopTaking     chan struct{} // closed when Run returns or Shutdown starts: workers start no new job
-	stopTakingOnce sync.Once
-	runDone        chan struct{} // closed when Run has returned
-	stopKeeper     chan struct{} // closed by Shutdown last: the keeper ends
-	jobCtx         context.Context
-	cancelJobs     context.CancelFunc
-	workers        sync.WaitGroup
-	keeper         sync.WaitGroup
-	shutdownMu     sync.Mutex
-	shutdownErr    error
-	isShutDown     bool
-
-	claimCursor string
-	redisDown   atomic.Bool
-	downSince   atomic.Int64 // Unix ns
+	shutdownMu  sync.Mutex
+	isShutDown  bool
+	shutdownErr error
 }
 
 // NewConsumer returns a consumer named name (the worker's id; "" means
@@ -177,22 +165,23 @@ func NewConsumer(rdb redis.UniversalClient, queue, name string, mux *Mux, o Cons
 		name = host + "-" + strconv.Itoa(os.Getpid())
 	}
 	o = o.withDefaults()
-	c := &Consumer{
-		rdb: rdb, queue: queue, name: name, mux: mux, o: o, keys: keysFor(queue),
-		log:         o.Logger.With("queue", queue, "consumer", name),
-		prefetch:    prefetchPerSlot * o.Concurrency,
-		tracked:     make(map[string]*delivery),
-		ready:       make(chan struct{}, 1),
-		space:       make(chan struct{}, 1),
-		retryNudge:  make(chan struct{}, 1),
-		stopRun:     make(chan struct{}),
-		stopTaking:  make(chan struct{}),
-		runDone:     make(chan struct{}),
-		stopKeeper:  make(chan struct{}),
-		claimCursor: "0-0",
+	log := o.Logger.With("queue", queue, "consumer", name)
+	b := &base{
+		rdb: rdb, queue: queue, name: name, keys: keysFor(queue), o: o, clock: o.Clock, log: log,
+		redis: &outage{log: log, clock: o.Clock},
 	}
-	c.com = newCommitter(c)
-	return c
+	held := newLedger(o.Concurrency)
+	keeper := newKeeper(b, held)
+	com := newCommitter(b, held, keeper)
+	return &Consumer{
+		name: name, held: held,
+		reader:  newReader(b, held, mux, com),
+		workers: newProcessor(b, held, com),
+		com:     com,
+		keeper:  keeper,
+		stopRun: make(chan struct{}),
+		runDone: make(chan struct{}),
+	}
 }
 
 // Name returns the consumer's name in the group.
@@ -211,26 +200,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	defer close(c.runDone)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-c.stopRun:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	err := c.readLoop(ctx)
-	c.stopTakingOnce.Do(func() { close(c.stopTaking) })
-	c.mu.Lock()
-	unstarted := c.waiting
-	c.waiting = nil
-	c.untrackLocked(unstarted)
-	c.mu.Unlock()
-	if len(unstarted) > 0 && err == nil {
-		gctx, gcancel := context.WithTimeout(context.WithoutCancel(ctx), giveBackTimeout)
-		defer gcancel()
-		c.giveBack(gctx, unstarted)
+	c.reader.start(ctx)
+	select {
+	case <-ctx.Done():
+	case <-c.stopRun:
+	case <-c.reader.done:
+	}
+	err := c.reader.stop(context.Background())
+	c.workers.stopTaking()
+	if unstarted := c.held.takeWaiting(); len(unstarted) > 0 && err == nil {
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveBackTimeout)
+		defer cancel()
+		c.keeper.giveBack(gctx, unstarted)
 	}
 	return err
 }
@@ -238,6 +219,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 // giveBackTimeout bounds handing back unstarted entries when Run ends.
 const giveBackTimeout = 2 * time.Second
 
+// start starts the parts that outlive Run: they run until Shutdown.
 func (c *Consumer) start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -248,14 +230,10 @@ func (c *Consumer) start(ctx context.Context) error {
 		return ErrRunning
 	}
 	c.started = true
-	c.jobCtx, c.cancelJobs = context.WithCancel(context.WithoutCancel(ctx))
-	c.com.start(c.jobCtx)
-	c.keeper.Add(1)
-	go c.keep(c.jobCtx)
-	for range c.o.Concurrency {
-		c.workers.Add(1)
-		go c.work()
-	}
+	bg := context.WithoutCancel(ctx)
+	c.com.start(bg)
+	c.keeper.start(bg)
+	c.workers.start(bg)
 	return nil
 }
 
@@ -278,7 +256,7 @@ func (c *Consumer) Shutdown(ctx context.Context) error {
 	c.stopped = true
 	c.mu.Unlock()
 	close(c.stopRun)
-	c.stopTakingOnce.Do(func() { close(c.stopTaking) })
+	c.workers.stopTaking()
 	if !started {
 		return nil
 	}
@@ -287,22 +265,11 @@ func (c *Consumer) Shutdown(ctx context.Context) error {
 }
 
 // drain waits for Run and the workers, records what finished, then stops
-// the background loops.
+// the committer and the keeper.
 func (c *Consumer) drain(ctx context.Context) error {
-	workersDone := make(chan struct{})
-	go func() {
-		<-c.runDone // Run hands back what the workers did not start
-		c.workers.Wait()
-		close(workersDone)
-	}()
 	var err error
-	select {
-	case <-workersDone:
-	case <-ctx.Done():
-		c.mu.Lock()
-		n := c.running
-		c.mu.Unlock()
-		if n > 0 { // else only Run's last read was still blocking
+	if !waitDone(ctx, c.runDone) || !waitDone(ctx, c.workers.done) {
+		if n := c.held.runs(); n > 0 { // else only Run's last read was still blocking
 			err = fmt.Errorf("jobs: shutdown: %d jobs still running are left pending for another worker: %w", n, context.Cause(ctx))
 		}
 	}
@@ -317,134 +284,11 @@ func (c *Consumer) drain(ctx context.Context) error {
 	if ferr := c.com.close(flushCtx); ferr != nil && err == nil {
 		err = fmt.Errorf("jobs: shutdown: outcomes not recorded, their jobs stay pending: %w", ferr)
 	}
-	c.cancelJobs()
-	close(c.stopKeeper)
-	c.keeper.Wait()
+	c.workers.cancelJobs()
+	c.keeper.stop(context.Background())
 	return err
 }
 
 // finalFlushTimeout bounds recording finished jobs when Shutdown's context
 // has already ended.
 const finalFlushTimeout = time.Second
-
-// work runs jobs until Run returns.
-func (c *Consumer) work() {
-	defer c.workers.Done()
-	for {
-		d := c.next()
-		if d == nil {
-			return
-		}
-		c.process(d)
-		c.mu.Lock()
-		c.running--
-		c.stalled = false
-		c.mu.Unlock()
-		poke(c.space)
-	}
-}
-
-// next returns the oldest waiting delivery, marked running, or nil once Run
-// has returned.
-func (c *Consumer) next() *delivery {
-	for {
-		select {
-		case <-c.stopTaking:
-			return nil
-		default:
-		}
-		c.mu.Lock()
-		if len(c.waiting) > 0 {
-			d := c.waiting[0]
-			c.waiting[0] = nil
-			c.waiting = c.waiting[1:]
-			c.running++
-			more := len(c.waiting) > 0
-			c.mu.Unlock()
-			if more {
-				poke(c.ready) // chain the wake-up to the next idle worker
-			}
-			poke(c.space)
-			return d
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.ready:
-		case <-c.stopTaking:
-			return nil
-		}
-	}
-}
-
-// untrackLocked forgets deliveries; c.mu is held.
-func (c *Consumer) untrackLocked(ds []*delivery) {
-	for _, d := range ds {
-		delete(c.tracked, d.streamID)
-	}
-}
-
-// poke wakes the receiver of ch, a channel of capacity 1, without blocking.
-func poke(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-// redisFailed logs a Redis error: a refused command each time, an outage
-// once until Redis answers again.
-func (c *Consumer) redisFailed(ctx context.Context, what string, err error) {
-	if ctx.Err() != nil {
-		return // shutting down: not Redis's fault
-	}
-	if isReplyError(err) {
-		c.log.ErrorContext(ctx, "redis refused a command", "op", what, "error", err)
-		return
-	}
-	if c.redisDown.CompareAndSwap(false, true) {
-		c.downSince.Store(time.Now().UnixNano())
-		c.log.WarnContext(ctx, "redis unavailable; jobs wait until it answers", "op", what, "error", err)
-	}
-}
-
-// redisOK ends an outage logged by redisFailed.
-func (c *Consumer) redisOK(ctx context.Context) {
-	if c.redisDown.Load() && c.redisDown.CompareAndSwap(true, false) {
-		outage := time.Since(time.Unix(0, c.downSince.Load())).Round(time.Millisecond)
-		c.log.InfoContext(ctx, "redis answered again", "outage", outage)
-	}
-}
-
-// isReplyError reports whether err is an error reply from Redis, as opposed
-// to a connection that failed.
-func isReplyError(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && !errors.Is(err, redis.Nil)
-}
-
-func isNoGroup(err error) bool {
-	return err != nil && isReplyError(err) && len(err.Error()) >= 7 && err.Error()[:7] == "NOGROUP"
-}
-
-// sleepCtx waits d or until ctx is done, and reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// retryWait is the wait after the n-th consecutive Redis failure (n >= 1):
-// 50ms doubling to 2s.
-func retryWait(n int) time.Duration {
-	const first, most = 50 * time.Millisecond, 2 * time.Second
-	d := first
-	for i := 1; i < n && d < most; i++ {
-		d *= 2
-	}
-	return min(d, most)
-}

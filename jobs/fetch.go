@@ -18,48 +18,90 @@ type delivery struct {
 	handler    Handler
 	deliveries int64     // times Redis delivered the entry, this time included
 	fetched    time.Time // when it was read, for handing back stale prefetches
+	started    bool      // a worker took it; guarded by the ledger's lock
 }
 
-// readLoop fills the waiting list until ctx is done: first entries whose
-// worker died (XAUTOCLAIM, every half visibility timeout), then new ones
-// (XREADGROUP), never holding more than c.prefetch. It returns an error
-// only if the client was closed, which no retry can mend.
-func (c *Consumer) readLoop(ctx context.Context) error {
+// reader fills the ledger while Run runs: first entries whose worker died
+// (XAUTOCLAIM, every half visibility timeout), then new ones (XREADGROUP),
+// never more than the ledger has room for. Entries that must not run are
+// handed to the committer to dead-letter.
+type reader struct {
+	*base
+	held *ledger
+	mux  *Mux
+	com  *committer
+
+	claimCursor string // the loop's own
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop has returned
+	err    error         // the loop's, set before done is closed
+}
+
+func newReader(b *base, held *ledger, mux *Mux, com *committer) *reader {
+	return &reader{base: b, held: held, mux: mux, com: com, claimCursor: "0-0", done: make(chan struct{})}
+}
+
+// start starts the loop; it ends when ctx does, when stop is called, or
+// when the client was closed.
+func (r *reader) start(ctx context.Context) {
+	ctx, r.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(r.done)
+		r.err = r.loop(ctx)
+	}()
+}
+
+// stop ends the loop and returns its error. It waits for a read in flight
+// until ctx ends; what that read returns later stays pending here and is
+// claimed by another worker after the visibility timeout.
+func (r *reader) stop(ctx context.Context) error {
+	r.cancel()
+	if !waitDone(ctx, r.done) {
+		return nil
+	}
+	return r.err
+}
+
+// loop reads until ctx is done. It returns an error only if the client was
+// closed, which no retry can mend.
+func (r *reader) loop(ctx context.Context) error {
 	var (
 		groupReady bool
 		lastClaim  time.Time
 		failures   int
 	)
-	claimEvery := c.o.VisibilityTimeout / 2
+	claimEvery := r.o.VisibilityTimeout / 2
 	for ctx.Err() == nil {
 		if !groupReady {
-			if err := c.ensureGroup(ctx); err != nil {
+			if err := r.ensureGroup(ctx); err != nil {
 				if errors.Is(err, redis.ErrClosed) {
 					return fmt.Errorf("jobs: %w", err)
 				}
 				failures++
-				c.redisFailed(ctx, "create group", err)
-				sleepCtx(ctx, retryWait(failures))
+				r.redis.failed(ctx, "create group", err)
+				sleep(ctx, r.clock, retryWait(failures))
 				continue
 			}
 			groupReady = true
 		}
-		n := c.want()
+		n := r.held.want()
 		if n == 0 {
 			select {
-			case <-c.space:
+			case <-r.held.space:
 			case <-ctx.Done():
 			}
 			continue
 		}
-		claimNow := time.Since(lastClaim) >= claimEvery
+		now := r.clock.Now()
+		claimNow := now.Sub(lastClaim) >= claimEvery
 		if claimNow {
-			lastClaim = time.Now()
+			lastClaim = now
 		}
-		ds, err := c.fetch(ctx, n, claimNow)
+		ds, err := r.fetch(ctx, n, claimNow)
 		switch {
 		case ctx.Err() != nil:
-			c.accept(ctx, ds) // Run hands them back
+			r.accept(ctx, ds) // Run hands them back
 			return nil
 		case errors.Is(err, redis.ErrClosed):
 			return fmt.Errorf("jobs: %w", err)
@@ -67,12 +109,12 @@ func (c *Consumer) readLoop(ctx context.Context) error {
 			groupReady = false
 		case err != nil:
 			failures++
-			c.redisFailed(ctx, "read", err)
-			sleepCtx(ctx, retryWait(failures))
+			r.redis.failed(ctx, "read", err)
+			sleep(ctx, r.clock, retryWait(failures))
 		default:
 			failures = 0
-			c.redisOK(ctx)
-			c.accept(ctx, ds)
+			r.redis.ok(ctx)
+			r.accept(ctx, ds)
 		}
 	}
 	return nil
@@ -80,44 +122,30 @@ func (c *Consumer) readLoop(ctx context.Context) error {
 
 // fetch claims up to n abandoned entries if claimNow, else (or if there
 // were none) reads up to n new ones.
-func (c *Consumer) fetch(ctx context.Context, n int, claimNow bool) ([]*delivery, error) {
+func (r *reader) fetch(ctx context.Context, n int, claimNow bool) ([]*delivery, error) {
 	if claimNow {
-		if ds, err := c.claim(ctx, n); err != nil || len(ds) > 0 {
+		if ds, err := r.claim(ctx, n); err != nil || len(ds) > 0 {
 			return ds, err
 		}
 	}
-	return c.read(ctx, n, min(c.o.Block, c.o.VisibilityTimeout/2))
+	return r.read(ctx, n, min(r.o.Block, r.o.VisibilityTimeout/2))
 }
 
 // ensureGroup creates the stream and the group if missing. The group starts
 // at the stream's beginning, so jobs enqueued before any worker ran are
 // delivered.
-func (c *Consumer) ensureGroup(ctx context.Context) error {
-	err := c.rdb.XGroupCreateMkStream(ctx, c.keys.stream, Group, "0").Err()
+func (r *reader) ensureGroup(ctx context.Context) error {
+	err := r.rdb.XGroupCreateMkStream(ctx, r.keys.stream, Group, "0").Err()
 	if err != nil && isReplyError(err) && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP" {
 		return nil
 	}
 	return err
 }
 
-// want returns how many entries to read now: enough to fill the prefetch,
-// once half of it has been taken by the workers, so they never wait for a
-// read; none while all workers are stuck on long jobs. Entries whose
-// outcome is being written count too, up to a second prefetch, so a slow
-// Redis slows reading down.
-func (c *Consumer) want() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.waiting) >= max(c.o.Concurrency, c.prefetch/2) || c.stalled && c.running >= c.o.Concurrency {
-		return 0
-	}
-	return max(min(c.prefetch-len(c.waiting)-c.running, 2*c.prefetch-len(c.tracked)), 0)
-}
-
 // read reads up to n new entries, waiting up to block for the first.
-func (c *Consumer) read(ctx context.Context, n int, block time.Duration) ([]*delivery, error) {
-	streams, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: Group, Consumer: c.name, Streams: []string{c.keys.stream, ">"},
+func (r *reader) read(ctx context.Context, n int, block time.Duration) ([]*delivery, error) {
+	streams, err := r.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: Group, Consumer: r.name, Streams: []string{r.keys.stream, ">"},
 		Count: int64(n), Block: max(block, time.Millisecond),
 	}).Result()
 	if err == redis.Nil {
@@ -129,7 +157,7 @@ func (c *Consumer) read(ctx context.Context, n int, block time.Duration) ([]*del
 	var ds []*delivery
 	for _, s := range streams {
 		for _, m := range s.Messages {
-			ds = append(ds, c.newDelivery(m, 1))
+			ds = append(ds, r.newDelivery(m, 1))
 		}
 	}
 	return ds, nil
@@ -138,27 +166,27 @@ func (c *Consumer) read(ctx context.Context, n int, block time.Duration) ([]*del
 // claim takes over up to n entries idle longer than the visibility timeout:
 // their worker died, or gave them back. Their delivery counts come with
 // them, so a job that kills every worker running it is caught.
-func (c *Consumer) claim(ctx context.Context, n int) ([]*delivery, error) {
-	msgs, next, deleted, err := c.rdb.XAutoClaimWithDeleted(ctx, &redis.XAutoClaimArgs{
-		Stream: c.keys.stream, Group: Group, Consumer: c.name,
-		MinIdle: c.o.VisibilityTimeout, Start: c.claimCursor, Count: int64(n),
+func (r *reader) claim(ctx context.Context, n int) ([]*delivery, error) {
+	msgs, next, deleted, err := r.rdb.XAutoClaimWithDeleted(ctx, &redis.XAutoClaimArgs{
+		Stream: r.keys.stream, Group: Group, Consumer: r.name,
+		MinIdle: r.o.VisibilityTimeout, Start: r.claimCursor, Count: int64(n),
 	}).Result()
 	if err != nil {
 		return nil, err
 	}
-	c.claimCursor = next
+	r.claimCursor = next
 	if len(deleted) > 0 {
-		c.log.WarnContext(ctx, "pending jobs were trimmed from the stream before they finished; raise StreamMaxLen",
+		r.log.WarnContext(ctx, "pending jobs were trimmed from the stream before they finished; raise StreamMaxLen",
 			"count", len(deleted))
 	}
 	if len(msgs) == 0 {
 		return nil, nil
 	}
 	counts := make([]*redis.XPendingExtCmd, len(msgs))
-	_, err = c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, m := range msgs {
 			counts[i] = p.XPendingExt(ctx, &redis.XPendingExtArgs{
-				Stream: c.keys.stream, Group: Group, Start: m.ID, End: m.ID, Count: 1,
+				Stream: r.keys.stream, Group: Group, Start: m.ID, End: m.ID, Count: 1,
 			})
 		}
 		return nil
@@ -169,26 +197,26 @@ func (c *Consumer) claim(ctx context.Context, n int) ([]*delivery, error) {
 		if p := counts[i].Val(); len(p) == 1 {
 			n = p[0].RetryCount
 		}
-		ds[i] = c.newDelivery(m, n)
+		ds[i] = r.newDelivery(m, n)
 	}
 	if err != nil {
 		// The entries are ours now; without their counts they run as claimed.
-		c.log.WarnContext(ctx, "claimed jobs' delivery counts unknown", "error", err)
+		r.log.WarnContext(ctx, "claimed jobs' delivery counts unknown", "error", err)
 	}
-	c.log.InfoContext(ctx, "claimed jobs another worker left: it stopped, or handed them back", "count", len(ds))
+	r.log.InfoContext(ctx, "claimed jobs another worker left: it stopped, or handed them back", "count", len(ds))
 	return ds, nil
 }
 
 // newDelivery decodes an entry delivered n times.
-func (c *Consumer) newDelivery(m redis.XMessage, n int64) *delivery {
-	d := &delivery{streamID: m.ID, values: m.Values, deliveries: n, fetched: time.Now()}
+func (r *reader) newDelivery(m redis.XMessage, n int64) *delivery {
+	d := &delivery{streamID: m.ID, values: m.Values, deliveries: n, fetched: r.clock.Now()}
 	job, err := decode(m.Values)
 	if err != nil {
 		d.bad = err
 	} else {
-		job.Queue = c.queue
+		job.Queue = r.queue
 		if job.MaxAttempts == 0 {
-			job.MaxAttempts = c.o.MaxAttempts
+			job.MaxAttempts = r.o.MaxAttempts
 		}
 		// A redelivery is a new attempt: the last one ended with its worker.
 		job.Attempt += int(n - 1)
@@ -197,37 +225,38 @@ func (c *Consumer) newDelivery(m redis.XMessage, n int64) *delivery {
 	return d
 }
 
-// accept tracks new deliveries and queues them to run, or dead-letters
+// accept holds new deliveries and queues them to run, or dead-letters
 // those that must not run.
-func (c *Consumer) accept(ctx context.Context, ds []*delivery) {
+func (r *reader) accept(ctx context.Context, ds []*delivery) {
 	if len(ds) == 0 {
 		return
 	}
-	var dead []op
-	now := c.o.Now()
-	c.mu.Lock()
+	var (
+		dead []op
+		run  = make([]*delivery, 0, len(ds))
+		now  = r.clock.Now()
+	)
 	for _, d := range ds {
-		c.tracked[d.streamID] = d
-		if reason := c.refuse(d); reason != "" {
-			attempts := -1 // a malformed entry's hash, if any, keeps its count
-			if d.job != nil {
-				attempts = d.job.Attempt - 1 // the ones that ran
-			}
-			dead = append(dead, op{kind: opDead, d: d, at: now, err: reason, attempts: attempts})
+		reason := r.refuse(d)
+		if reason == "" {
+			run = append(run, d)
 			continue
 		}
-		c.waiting = append(c.waiting, d)
+		attempts := -1 // a malformed entry's hash, if any, keeps its count
+		if d.job != nil {
+			attempts = d.job.Attempt - 1 // the ones that ran
+		}
+		dead = append(dead, op{kind: opDead, d: d, at: now, err: reason, attempts: attempts})
 	}
-	c.mu.Unlock()
-	poke(c.ready)
+	r.held.add(ds, run)
 	for _, o := range dead {
-		c.log.ErrorContext(ctx, "job dead-lettered without running", "stream_id", o.d.streamID, "job_id", o.d.jobID(), "error", o.err)
-		c.com.add(o)
+		r.log.ErrorContext(ctx, "job dead-lettered without running", "stream_id", o.d.streamID, "job_id", o.d.jobID(), "error", o.err)
+		r.com.add(o)
 	}
 }
 
 // refuse says why d must not run, or "" if it may; it also finds d's handler.
-func (c *Consumer) refuse(d *delivery) string {
+func (r *reader) refuse(d *delivery) string {
 	switch {
 	case d.job == nil:
 		return "malformed entry: " + d.bad.Error()
@@ -237,7 +266,7 @@ func (c *Consumer) refuse(d *delivery) string {
 	case d.job.Attempt > d.job.MaxAttempts:
 		return fmt.Sprintf("attempt %d: more than max_attempts %d", d.job.Attempt, d.job.MaxAttempts)
 	}
-	h, ok := c.mux.handler(d.job.Type)
+	h, ok := r.mux.handler(d.job.Type)
 	if !ok {
 		return fmt.Sprintf("unknown job type %q: no handler registered", d.job.Type)
 	}

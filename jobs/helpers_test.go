@@ -166,12 +166,19 @@ func hasRecord(rec *logtest.Recorder, level slog.Level, msg string) bool {
 	return false
 }
 
-// fakeClock is a Now that tests advance.
+// fakeClock is a Clock that moves only when a test advances it.
 type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu      sync.Mutex
+	now     time.Time
+	waiters []fakeWaiter
 }
 
+type fakeWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+// newFakeClock returns a clock at 1688851200 (2023-07-08 21:20:00 UTC).
 func newFakeClock() *fakeClock {
 	return &fakeClock{now: time.Date(2023, 7, 8, 21, 20, 0, 0, time.UTC)}
 }
@@ -182,8 +189,31 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.waiters = append(c.waiters, fakeWaiter{at: c.now.Add(d), ch: ch})
+	return ch
+}
+
+// Advance moves the clock by d and fires the waiters that are due.
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-	c.mu.Unlock()
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.at.After(c.now) {
+			kept = append(kept, w)
+			continue
+		}
+		w.ch <- c.now
+	}
+	clear(c.waiters[len(kept):])
+	c.waiters = kept
 }

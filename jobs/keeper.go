@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -16,37 +17,80 @@ const (
 	promoteLimit = 100
 )
 
-// keep runs the consumer's background chores until Shutdown ends it:
-// renewing the leases of the entries it holds (a third of the visibility
-// timeout apart), handing back entries that waited too long for a worker,
-// and moving due retries into the stream.
-func (c *Consumer) keep(ctx context.Context) {
-	defer c.keeper.Done()
-	lease := time.NewTicker(c.o.VisibilityTimeout / 3)
-	defer lease.Stop()
-	promote := time.NewTimer(0)
-	defer promote.Stop()
-	target := time.Now() // when promote fires
+// keeper is the consumer's lease keeper. From start to stop it renews the
+// leases of the entries the ledger holds (a third of the visibility timeout
+// apart), hands back entries that waited too long for a worker, and moves
+// due retries into the stream: at most Block apart, since other workers
+// schedule retries too, and at once when a retry the committer wrote here
+// is due.
+type keeper struct {
+	*base
+	held *ledger
+
+	nudge     chan struct{} // poked when nextRetry was set
+	mu        sync.Mutex
+	nextRetry time.Time // earliest retry scheduled here since the loop last looked
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the loop has returned
+}
+
+func newKeeper(b *base, held *ledger) *keeper {
+	return &keeper{base: b, held: held, nudge: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// start starts the loop.
+func (k *keeper) start(ctx context.Context) {
+	ctx, k.cancel = context.WithCancel(ctx)
+	go k.loop(ctx)
+}
+
+// stop ends the loop and waits for it until ctx ends.
+func (k *keeper) stop(ctx context.Context) {
+	k.cancel()
+	waitDone(ctx, k.done)
+}
+
+// retryAt tells the keeper that a retry is due at due.
+func (k *keeper) retryAt(due time.Time) {
+	k.mu.Lock()
+	if k.nextRetry.IsZero() || due.Before(k.nextRetry) {
+		k.nextRetry = due
+	}
+	k.mu.Unlock()
+	poke(k.nudge)
+}
+
+func (k *keeper) loop(ctx context.Context) {
+	defer close(k.done)
+	now := k.clock.Now()
+	nextLease, nextPromote := now.Add(k.o.VisibilityTimeout/3), now
 	for {
+		next := nextLease
+		if nextPromote.Before(next) {
+			next = nextPromote
+		}
 		select {
-		case <-c.stopKeeper:
+		case <-ctx.Done():
 			return
-		case <-lease.C:
-			c.giveBackStale(ctx)
-			c.renewLeases(ctx)
-		case <-promote.C:
-			wait := c.promote(ctx)
-			target = time.Now().Add(wait)
-			promote.Reset(wait)
-		case <-c.retryNudge:
-			c.mu.Lock()
-			due := c.nextRetry
-			c.nextRetry = time.Time{}
-			c.mu.Unlock()
-			if at := time.Now().Add(due.Sub(c.o.Now())); !due.IsZero() && at.Before(target) {
-				target = at
-				promote.Reset(max(time.Until(at), 0))
+		case <-k.clock.After(next.Sub(now)):
+		case <-k.nudge:
+			k.mu.Lock()
+			due := k.nextRetry
+			k.nextRetry = time.Time{}
+			k.mu.Unlock()
+			if !due.IsZero() && due.Before(nextPromote) {
+				nextPromote = due
 			}
+		}
+		if now = k.clock.Now(); !now.Before(nextLease) {
+			k.giveBackStale(ctx)
+			k.renewLeases(ctx)
+			now = k.clock.Now()
+			nextLease = now.Add(k.o.VisibilityTimeout / 3)
+		}
+		if !now.Before(nextPromote) {
+			nextPromote = now.Add(k.promote(ctx))
 		}
 	}
 }
@@ -56,93 +100,57 @@ func (c *Consumer) keep(ctx context.Context) {
 // outcome is being written. An entry another worker claimed anyway (this
 // one was cut off from Redis longer than the visibility timeout) is
 // dropped if it has not started.
-func (c *Consumer) renewLeases(ctx context.Context) {
-	c.mu.Lock()
-	ids := make([]string, 0, len(c.tracked))
-	for id := range c.tracked {
-		ids = append(ids, id)
-	}
-	c.mu.Unlock()
-	lost, err := c.lease(ctx, ids, 0, 0)
+func (k *keeper) renewLeases(ctx context.Context) {
+	lost, err := k.lease(ctx, k.held.ids(), 0, 0)
 	if err != nil {
-		c.redisFailed(ctx, "renew leases", err)
+		k.redis.failed(ctx, "renew leases", err)
 		return
 	}
 	if len(lost) == 0 {
 		return
 	}
-	lostSet := make(map[string]bool, len(lost))
-	for _, id := range lost {
-		lostSet[id] = true
-	}
-	c.mu.Lock()
-	kept := c.waiting[:0]
-	var dropped []*delivery
-	for _, d := range c.waiting {
-		if lostSet[d.streamID] {
-			dropped = append(dropped, d)
-			continue
-		}
-		kept = append(kept, d)
-	}
-	clear(c.waiting[len(kept):])
-	c.waiting = kept
-	c.untrackLocked(dropped)
-	c.mu.Unlock()
-	c.log.WarnContext(ctx, "another worker claimed jobs this one holds; unstarted ones are dropped, running ones may run twice",
+	dropped, _ := k.held.lost(lost)
+	k.log.WarnContext(ctx, "another worker claimed jobs this one holds; unstarted ones are dropped, running ones may run twice",
 		"claimed", len(lost), "dropped", len(dropped))
 }
 
 // giveBackStale hands back the entries that waited longer than half the
 // visibility timeout for a worker, all of them busy, so that an idle
 // worker elsewhere takes them; reading pauses until a worker here frees up.
-func (c *Consumer) giveBackStale(ctx context.Context) {
-	cutoff := time.Now().Add(-c.o.VisibilityTimeout / 2)
-	c.mu.Lock()
-	n := 0
-	for n < len(c.waiting) && c.waiting[n].fetched.Before(cutoff) {
-		n++
-	}
-	stale := append([]*delivery(nil), c.waiting[:n]...)
-	clear(c.waiting[:n])
-	c.waiting = c.waiting[n:]
-	c.untrackLocked(stale)
-	if n > 0 {
-		c.stalled = true
-	}
-	c.mu.Unlock()
-	if n > 0 {
-		c.log.InfoContext(ctx, "handing back jobs that waited for a busy worker", "count", n)
-		c.giveBack(ctx, stale)
+func (k *keeper) giveBackStale(ctx context.Context) {
+	stale := k.held.takeStale(k.clock.Now().Add(-k.o.VisibilityTimeout / 2))
+	if len(stale) > 0 {
+		k.log.InfoContext(ctx, "handing back jobs that waited for a busy worker", "count", len(stale))
+		k.giveBack(ctx, stale)
 	}
 }
 
 // giveBack hands unstarted entries back to the group: idle enough for the
 // next XAUTOCLAIM, their delivery count as before they came here.
-func (c *Consumer) giveBack(ctx context.Context, ds []*delivery) {
+func (k *keeper) giveBack(ctx context.Context, ds []*delivery) {
 	ids := make([]string, len(ds))
 	for i, d := range ds {
 		ids[i] = d.streamID
 	}
-	if _, err := c.lease(ctx, ids, giveBackIdle, -1); err != nil {
+	if _, err := k.lease(ctx, ids, giveBackIdle, -1); err != nil {
 		// They stay pending here and are claimed after the visibility timeout.
-		c.redisFailed(ctx, "hand back jobs", err)
+		k.redis.failed(ctx, "hand back jobs", err)
 	}
 }
 
 // lease runs leaseScript over ids in chunks and returns the ids no longer
 // this consumer's.
-func (c *Consumer) lease(ctx context.Context, ids []string, idle time.Duration, countDelta int) ([]string, error) {
+func (k *keeper) lease(ctx context.Context, ids []string, idle time.Duration, countDelta int) ([]string, error) {
 	var lost []string
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), leaseChunk)]
 		ids = ids[len(chunk):]
 		args := make([]any, 0, 4+len(chunk))
-		args = append(args, Group, c.name, idle.Milliseconds(), countDelta)
+		args = append(args, Group, k.name, idle.Milliseconds(), countDelta)
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		got, err := leaseScript.Run(ctx, c.rdb, []string{c.keys.stream}, args...).StringSlice()
+		got, err := leaseScript.Run(ctx, k.rdb, []string{k.keys.stream}, args...).StringSlice()
 		if err != nil {
 			return lost, err
 		}
@@ -154,16 +162,16 @@ func (c *Consumer) lease(ctx context.Context, ids []string, idle time.Duration, 
 // promote moves due retries into the stream and returns how long to wait
 // before the next look: until the next retry is due, at most Block, since
 // other workers schedule retries too.
-func (c *Consumer) promote(ctx context.Context) time.Duration {
-	now := c.o.Now()
-	res, err := promoteScript.Run(ctx, c.rdb, []string{c.keys.retry, c.keys.stream, c.keys.dead},
-		now.UnixMilli(), c.o.StreamMaxLen, c.o.DeadMaxLen, promoteLimit).Slice()
+func (k *keeper) promote(ctx context.Context) time.Duration {
+	now := k.clock.Now()
+	res, err := promoteScript.Run(ctx, k.rdb, []string{k.keys.retry, k.keys.stream, k.keys.dead},
+		now.UnixMilli(), k.o.StreamMaxLen, k.o.DeadMaxLen, promoteLimit).Slice()
 	if err != nil {
-		c.redisFailed(ctx, "promote retries", err)
-		return c.o.Block
+		k.redis.failed(ctx, "promote retries", err)
+		return k.o.Block
 	}
 	if len(res) != 2 {
-		return c.o.Block
+		return k.o.Block
 	}
 	if moved, _ := res[0].(int64); moved >= promoteLimit {
 		return 0 // more are due
@@ -171,7 +179,7 @@ func (c *Consumer) promote(ctx context.Context) time.Duration {
 	next, _ := res[1].(string)
 	ms, err := strconv.ParseFloat(next, 64)
 	if err != nil {
-		return c.o.Block
+		return k.o.Block
 	}
-	return min(max(time.UnixMilli(int64(ms)).Sub(now), 0), c.o.Block)
+	return min(max(time.UnixMilli(int64(ms)).Sub(now), 0), k.o.Block)
 }

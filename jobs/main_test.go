@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// consumerParts are the types whose methods a Consumer's goroutines run.
+var consumerParts = []string{"Consumer", "reader", "processor", "committer", "keeper", "ledger"}
+
 // consumerGoroutines waits up to timeout for the package's goroutines to
 // end and returns the stacks of those that did not.
 func consumerGoroutines(timeout time.Duration) string {
@@ -31,8 +34,11 @@ func consumerGoroutines(timeout time.Duration) string {
 		buf = buf[:runtime.Stack(buf, true)]
 		var leaked []string
 		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "botfleet/jobs.(*Consumer)") || strings.Contains(g, "botfleet/jobs.(*committer)") {
-				leaked = append(leaked, g)
+			for _, part := range consumerParts {
+				if strings.Contains(g, "botfleet/jobs.(*"+part+")") {
+					leaked = append(leaked, g)
+					break
+				}
 			}
 		}
 		if len(leaked) == 0 || time.Now().After(deadline) {

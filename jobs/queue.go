@@ -56,8 +56,8 @@ type QueueOptions struct {
 	// leave the stream, so this bounds the backlog; beyond it the oldest
 	// waiting jobs are dropped. Default 100000.
 	StreamMaxLen int64
-	// Now is the time source for timestamps; nil means time.Now.
-	Now func() time.Time
+	// Clock is the time source of timestamps; nil means the wall clock.
+	Clock Clock
 }
 
 func (o QueueOptions) withDefaults() QueueOptions {
@@ -70,8 +70,8 @@ func (o QueueOptions) withDefaults() QueueOptions {
 	if o.StreamMaxLen <= 0 {
 		o.StreamMaxLen = DefaultStreamMaxLen
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = realClock{}
 	}
 	return o
 }
@@ -111,7 +111,7 @@ func (q *Queue) Enqueue(ctx context.Context, typ string, payload any) (Info, err
 	if len(data) > MaxPayloadSize {
 		return Info{}, fmt.Errorf("jobs: enqueue %s: payload of %d bytes: more than %d", typ, len(data), MaxPayloadSize)
 	}
-	now := q.o.Now()
+	now := q.o.Clock.Now()
 	info := Info{
 		ID: newID(typ), Type: typ, Queue: q.name, Status: StatusQueued,
 		MaxAttempts: q.o.MaxAttempts, CreatedAt: now, UpdatedAt: now,

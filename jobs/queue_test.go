@@ -15,7 +15,7 @@ func TestEnqueue(t *testing.T) {
 	_, rdb := newRedis(t)
 	ctx := context.Background()
 	clock := newFakeClock()
-	q := NewQueue(rdb, "browser", QueueOptions{MaxAttempts: 5, ResultTTL: time.Hour, Now: clock.Now})
+	q := NewQueue(rdb, "browser", QueueOptions{MaxAttempts: 5, ResultTTL: time.Hour, Clock: clock})
 
 	info := enqueue(t, q, "browser.navigate", map[string]string{"url": "https://example.com"})
 	if ok, _ := regexp.MatchString(`^browser\.navigate\.[0-9a-z]{12}$`, info.ID); !ok {
@@ -104,7 +104,7 @@ func TestStats(t *testing.T) {
 	}
 	// One delivered, not finished.
 	c := NewConsumer(rdb, "", "worker-a", NewMux(), ConsumerOptions{})
-	if err := c.ensureGroup(ctx); err != nil {
+	if err := c.reader.ensureGroup(ctx); err != nil {
 		t.Fatal(err)
 	}
 	rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: Group, Consumer: "worker-a", Streams: []string{"jobs:default", ">"}, Count: 1, Block: -1})

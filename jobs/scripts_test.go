@@ -30,7 +30,7 @@ func TestLeaseScript(t *testing.T) {
 			ctx := context.Background()
 			c := NewConsumer(rdb, "", "worker-a", NewMux(), ConsumerOptions{})
 			other := NewConsumer(rdb, "", "worker-b", NewMux(), ConsumerOptions{})
-			if err := c.ensureGroup(ctx); err != nil {
+			if err := c.reader.ensureGroup(ctx); err != nil {
 				t.Fatal(err)
 			}
 			id := rdb.XAdd(ctx, &redis.XAddArgs{Stream: "jobs:default", Values: []string{"id", "x"}}).Val()
@@ -59,7 +59,7 @@ func TestLeaseScript(t *testing.T) {
 				{name: "give back", c: c, idle: giveBackIdle, delta: -1, wantOwner: "worker-a", wantCount: 0, wantIdle: giveBackIdle},
 			}
 			for _, tt := range tests {
-				lost, err := tt.c.lease(ctx, []string{id}, tt.idle, tt.delta)
+				lost, err := tt.c.keeper.lease(ctx, []string{id}, tt.idle, tt.delta)
 				if err != nil {
 					t.Fatalf("%s: %v", tt.name, err)
 				}
@@ -83,8 +83,9 @@ func TestPromoteScript(t *testing.T) {
 		t.Run(srv.name, func(t *testing.T) {
 			rdb := srv.start(t)
 			ctx := context.Background()
-			now := time.UnixMilli(1688851200000)
-			c := NewConsumer(rdb, "", "worker-a", NewMux(), ConsumerOptions{Block: time.Second, Now: func() time.Time { return now }})
+			clock := newFakeClock()
+			now := clock.Now() // 1688851200000 ms
+			c := NewConsumer(rdb, "", "worker-a", NewMux(), ConsumerOptions{Block: time.Second, Clock: clock})
 			add := func(due time.Time, member string) {
 				rdb.ZAdd(ctx, "jobs:default:retry", redis.Z{Score: float64(due.UnixMilli()), Member: member})
 			}
@@ -93,7 +94,7 @@ func TestPromoteScript(t *testing.T) {
 			add(now.Add(-time.Second), `not json`)
 			add(now.Add(300*time.Millisecond), `["id","a.3","type","a","payload","1","attempt","2"]`)
 
-			if wait := c.promote(ctx); wait != 300*time.Millisecond {
+			if wait := c.keeper.promote(ctx); wait != 300*time.Millisecond {
 				t.Errorf("promote: wait %v, want 300ms: until the next retry", wait)
 			}
 			var got []map[string]any
@@ -120,8 +121,8 @@ func TestPromoteScript(t *testing.T) {
 			if n := rdb.ZCard(ctx, "jobs:default:retry").Val(); n != 1 {
 				t.Errorf("retry set holds %d, want 1: the one not due", n)
 			}
-			now = now.Add(time.Hour)
-			if wait := c.promote(ctx); wait != time.Second {
+			clock.Advance(time.Hour)
+			if wait := c.keeper.promote(ctx); wait != time.Second {
 				t.Errorf("promote with nothing left: wait %v, want Block (1s)", wait)
 			}
 		})
