@@ -53,8 +53,10 @@ type Options struct {
 	// jobs go to; the defaults are jobs.QueueOptions'.
 	Queue       string
 	MaxAttempts int
-	// Types are the job types the frontends accept: a Mux holding the
-	// same types as the workers'. Nil means the built-in types.
+	// Types are the job types the bot knows itself, with their payload
+	// validators, run before a job is accepted. Nil means the built-in
+	// types. Beside them, the bot accepts every type the queue's live
+	// workers advertise (jobs.Catalog), whose payloads their workers check.
 	Types *jobs.Mux
 	// Service is the bot's service name in its logs and /health. Default
 	// "bot".
@@ -109,6 +111,7 @@ type Bot struct {
 	rdb      redis.UniversalClient
 	owned    bool // rdb was opened by New and is closed by Run
 	queue    *jobs.Queue
+	types    *jobs.Catalog
 	metrics  *Metrics
 
 	mu        sync.Mutex
@@ -162,7 +165,7 @@ func New(o Options) (*Bot, error) {
 		return nil, fmt.Errorf("bot: %w", err)
 	}
 	b := &Bot{o: o, identity: id, logger: o.Logger.With(logging.KeyService, id.Service), rdb: rdb, owned: owned,
-		queue: queue, metrics: metrics, started: make(chan struct{})}
+		queue: queue, types: jobs.NewCatalog(rdb, queue.Name(), o.Types), metrics: metrics, started: make(chan struct{})}
 	if !o.NoWeb {
 		b.frontends = append(b.frontends, NewWeb(b.Deps("web_frontend")))
 	}
@@ -178,7 +181,7 @@ func closeOwned(rdb redis.UniversalClient, owned bool) {
 // Deps returns what a frontend named name gets from the bot: the queue,
 // the accepted types, the metrics, and a logger logging as service name.
 func (b *Bot) Deps(name string) Deps {
-	return Deps{Queue: b.queue, Types: b.o.Types, Metrics: b.metrics, Logger: FrontendLogger(b.o.Logger, name)}
+	return Deps{Queue: b.queue, Types: b.types, Metrics: b.metrics, Logger: FrontendLogger(b.o.Logger, name)}
 }
 
 // Add adds frontends; it must be called before Run. Frontend names must be

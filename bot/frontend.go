@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -29,9 +30,12 @@ type Frontend interface {
 // Deps is what a frontend gets from the bot.
 type Deps struct {
 	Queue *jobs.Queue
+	// Types are the job types the bot accepts (a *jobs.Catalog or a
+	// *jobs.Mux): Validate checks a payload before it is queued.
 	Types interface {
-		Has(string) bool
+		Has(typ string) bool
 		Types() []string
+		Validate(typ string, payload json.RawMessage) error
 	}
 	Metrics *Metrics
 	// Logger logs under the frontend's own service name.

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/heartbeat"
+	"github.com/botfleet/botfleet/internal/wire"
 )
 
 // Defaults of the Options.
@@ -169,7 +170,7 @@ func (r *Reader) Get(ctx context.Context, workerID string) (Worker, error) {
 	pipe := r.rdb.Pipeline()
 	timeCmd := r.queueTime(ctx, pipe)
 	hash := pipe.HGetAll(ctx, heartbeat.KeyPrefix+workerID)
-	if _, err := pipe.Exec(ctx); err != nil && !isReplyError(hash.Err()) {
+	if _, err := pipe.Exec(ctx); err != nil && !wire.IsReplyError(hash.Err()) {
 		return Worker{}, fmt.Errorf("fleet: read worker %q: %w", workerID, err)
 	}
 	now, err := r.now(timeCmd)
@@ -233,19 +234,12 @@ func (r *Reader) hashes(ctx context.Context, ids []string) ([]*redis.MapStringSt
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		for _, c := range cmds {
-			if err := c.Err(); err != nil && !isReplyError(err) {
+			if err := c.Err(); err != nil && !wire.IsReplyError(err) {
 				return nil, fmt.Errorf("fleet: read heartbeats: %w", err)
 			}
 		}
 	}
 	return cmds, nil
-}
-
-// isReplyError reports whether err is Redis's answer to one command (such
-// as WRONGTYPE), as opposed to a failed connection or an expired context.
-func isReplyError(err error) bool {
-	var re redis.Error
-	return err != nil && errors.As(err, &re) && !errors.Is(err, redis.Nil)
 }
 
 // pruneScript removes an id from the index only while its hash is missing,

@@ -3,12 +3,10 @@ package heartbeat
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"math"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/botfleet/botfleet/internal/wire"
 )
 
 // The Redis keys. Their names are a contract with the readers of the fleet
@@ -89,15 +87,15 @@ func (s Status) appendArgs(dst []any) []any {
 	return append(dst,
 		fieldWorkerID, s.WorkerID,
 		fieldState, s.State,
-		fieldTimestamp, formatUnix(s.Timestamp),
-		fieldInterval, formatSeconds(s.Interval),
+		fieldTimestamp, wire.FormatUnix(s.Timestamp),
+		fieldInterval, wire.FormatSeconds(s.Interval),
 		fieldService, s.Service,
 		fieldHostname, s.Hostname,
 		fieldContainerID, s.ContainerID,
 		fieldDeploymentEnv, s.DeploymentEnv,
 		fieldRegion, s.Region,
 		fieldVersion, s.Version,
-		fieldStartedAt, formatUnix(s.StartedAt),
+		fieldStartedAt, wire.FormatUnix(s.StartedAt),
 		fieldJobsProcessed, strconv.FormatUint(s.JobsProcessed, 10),
 		fieldJobsFailed, strconv.FormatUint(s.JobsFailed, 10),
 		fieldCurrentJob, s.CurrentJob,
@@ -118,39 +116,13 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-// formatUnix writes t as Unix seconds with a millisecond fraction,
-// "1688851200.123"; the zero time is "".
-func formatUnix(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	// Exact to the millisecond: float64 holds Unix milliseconds up to 2^53.
-	return strconv.FormatFloat(float64(t.UnixMilli())/1e3, 'f', 3, 64)
-}
-
-// formatSeconds writes d in seconds, "30" or "1.5".
-func formatSeconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
-}
-
-// FieldError reports a malformed field of a heartbeat entry.
-type FieldError struct {
-	Field  string // the field's name, "timestamp"
-	Reason string // what is wrong with it
-}
-
-// Error names the field and says what is wrong with it.
-func (e *FieldError) Error() string {
-	return fmt.Sprintf("heartbeat: field %q: %s", e.Field, e.Reason)
-}
+// FieldError reports a malformed field of a heartbeat entry; its Entry
+// is "heartbeat".
+type FieldError = wire.FieldError
 
 func fieldErr(field, format string, args ...any) error {
-	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return wire.FieldErrorf("heartbeat", field, format, args...)
 }
-
-// maxSeconds bounds the numbers read as seconds, so that converting them
-// to a time.Duration or time.Time cannot overflow.
-const maxSeconds = 1 << 33 // about year 2242
 
 // Decode reads a heartbeat hash or stream entry back into a Status. It
 // requires worker_id, a known state, timestamp and a positive interval, and
@@ -224,63 +196,11 @@ func decodeTime(fields map[string]string, name string, required bool) (time.Time
 		}
 		return time.Time{}, nil
 	}
-	t, err := parseUnix(v)
+	t, err := wire.ParseUnix(v)
 	if err != nil {
 		return time.Time{}, fieldErr(name, "%q is not Unix seconds: %v", v, err)
 	}
 	return t, nil
-}
-
-// parseUnix reads non-negative Unix seconds, "1688851200", "1688851200.123"
-// or any float form. The plain decimal form is read exactly, to the
-// nanosecond, whatever the number of digits.
-func parseUnix(v string) (time.Time, error) {
-	intPart, frac, hasFrac := strings.Cut(v, ".")
-	if sec, err := strconv.ParseUint(intPart, 10, 64); err == nil && sec <= maxSeconds && (!hasFrac || allDigits(frac)) {
-		var nsec int64
-		for i, c := range []byte(frac) {
-			if i == 9 {
-				break
-			}
-			nsec += int64(c-'0') * pow10[8-i]
-		}
-		return time.Unix(int64(sec), nsec).UTC(), nil
-	}
-	f, err := parseSeconds(v)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return time.Unix(0, 0).Add(time.Duration(f * 1e9)).UTC(), nil
-}
-
-var pow10 = [9]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// parseSeconds reads a finite, non-negative number of seconds.
-func parseSeconds(v string) (float64, error) {
-	f, err := strconv.ParseFloat(v, 64)
-	switch {
-	case err != nil:
-		return 0, errors.New("not a number")
-	case math.IsNaN(f) || math.IsInf(f, 0):
-		return 0, errors.New("not a finite number")
-	case f < 0:
-		return 0, errors.New("negative")
-	case f > maxSeconds:
-		return 0, errors.New("too large")
-	}
-	return f, nil
 }
 
 func decodeInterval(fields map[string]string) (time.Duration, error) {
@@ -288,7 +208,7 @@ func decodeInterval(fields map[string]string) (time.Duration, error) {
 	if v == "" {
 		return 0, fieldErr(fieldInterval, "missing")
 	}
-	f, err := parseSeconds(v)
+	f, err := wire.ParseSeconds(v)
 	if err != nil {
 		return 0, fieldErr(fieldInterval, "%q is not a number of seconds: %v", v, err)
 	}

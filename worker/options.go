@@ -35,6 +35,11 @@ type Options struct {
 	// (jobs.Builtins); to run types of your own, register them on a Mux,
 	// with the built-ins beside them or not.
 	Mux *jobs.Mux
+	// FetchAllow opens destinations the built-in http.fetch refuses by
+	// default (loopback, private, link-local and metadata addresses):
+	// host names, IPs or CIDRs (HTTP_FETCH_ALLOW). It applies when Mux is
+	// nil; a Mux of your own passes jobs.BuiltinOptions itself.
+	FetchAllow []string
 	// Queue is the queue's name (JOB_QUEUE). Default jobs.DefaultQueue.
 	Queue string
 	// Concurrency is how many jobs run at once (WORKER_CONCURRENCY).
@@ -113,6 +118,13 @@ func FromEnv(getenv func(string) string) (Options, error) {
 		if o.HeartbeatTTL <= o.HeartbeatInterval {
 			l.Bad("HEARTBEAT_TTL", l.String("HEARTBEAT_TTL", ""), fmt.Sprintf("more seconds than HEARTBEAT_INTERVAL (%g), or the hash expires between beats", o.HeartbeatInterval.Seconds()))
 		}
+	}
+	if v := l.String("HTTP_FETCH_ALLOW", ""); v != "" {
+		allow, err := jobs.ParseFetchAllow(v)
+		if err != nil {
+			l.Fail(err)
+		}
+		o.FetchAllow = allow
 	}
 	o.HeartbeatStreamMaxLen = int64(l.Int("HEARTBEAT_STREAM_MAXLEN", heartbeat.DefaultStreamMaxLen, 1, 1<<31-1))
 	return o, l.Err()

@@ -61,9 +61,15 @@ type Worker struct {
 // New checks o and returns a Worker; nothing starts before Run. An error
 // names the option that is wrong.
 func New(o Options) (*Worker, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	if o.Mux == nil {
+		if _, err := jobs.ParseFetchAllow(strings.Join(o.FetchAllow, ",")); err != nil {
+			return nil, fmt.Errorf("worker: Options.FetchAllow: %w", err)
+		}
 		o.Mux = jobs.NewMux()
-		jobs.Builtins(o.Mux, nil)
+		jobs.Builtins(o.Mux, &jobs.BuiltinOptions{Fetch: jobs.FetchOptions{Allow: o.FetchAllow}, Logger: o.Logger})
 	}
 	if len(o.Mux.Types()) == 0 {
 		return nil, errors.New("worker: Options.Mux has no job handler")
@@ -83,9 +89,6 @@ func New(o Options) (*Worker, error) {
 	}
 	if o.Addr == "" {
 		o.Addr = monitoring.DefaultAddr
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
 	}
 	d := o.Deployment
 	id := heartbeat.Identity{WorkerID: o.ID, Service: "worker", Hostname: d.Hostname, ContainerID: d.ContainerID,
@@ -139,6 +142,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	advertiseDone := make(chan struct{})
+	go func() {
+		defer close(advertiseDone)
+		w.advertise(ctx, rdb, r.beater.Interval())
+	}()
 	runErr := r.consumer.Run(ctx)
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		w.logger.Error("job loop ended", "error", runErr)
@@ -146,7 +154,29 @@ func (w *Worker) Run(ctx context.Context) error {
 		runErr = nil
 	}
 	r.shutdown(w.o.ShutdownGrace)
+	<-advertiseDone
 	return runErr
+}
+
+// advertise tells the queue's producers which job types this worker runs
+// (jobs.AdvertiseTypes), every interval until ctx ends, so a bot accepts
+// them without knowing them itself.
+func (w *Worker) advertise(ctx context.Context, rdb redis.UniversalClient, interval time.Duration) {
+	types := w.o.Mux.Types()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		actx, cancel := context.WithTimeout(ctx, min(interval, 5*time.Second))
+		if err := jobs.AdvertiseTypes(actx, rdb, w.o.Queue, types, 3*interval); err != nil && ctx.Err() == nil {
+			w.logger.Debug("advertising job types failed; will retry", "error", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // running is a started worker's parts, for the shutdown.

@@ -34,6 +34,8 @@ var upDefaults = map[string]string{
 	"LOG_TO_FILE":        "1",
 	"METRICS_ADDR":       "127.0.0.1",
 	"HEARTBEAT_INTERVAL": "5",
+	// The sample load's http.fetch jobs fetch the bot's own /livez.
+	"HTTP_FETCH_ALLOW": "127.0.0.1",
 }
 
 func runUp(ctx context.Context, env *Env, args []string) error {

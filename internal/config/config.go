@@ -83,6 +83,9 @@ func (l *Loader) Bad(name, value, want string) {
 	l.errs = append(l.errs, fmt.Errorf("%s=%q: want %s", name, value, want))
 }
 
+// Fail records an error that already names its variable.
+func (l *Loader) Fail(err error) { l.errs = append(l.errs, err) }
+
 // Set reports whether the variable is set to something other than blanks.
 func (l *Loader) Set(name string) bool { return strings.TrimSpace(l.getenv(name)) != "" }
 

@@ -5,7 +5,6 @@ package testbin
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -19,38 +18,41 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildMu sync.Mutex
+	built   = map[string]string{} // package -> binary
 )
 
 // Path returns the path of a botfleet binary built from this module's
 // source (once per test binary, into a temporary directory).
-func Path(t testing.TB) string {
+func Path(t testing.TB) string { return Build(t, "./cmd/botfleet") }
+
+// Build builds the main package pkg of this module ("./examples/customworker")
+// once per test binary, into a temporary directory, and returns the
+// binary's path.
+func Build(t testing.TB, pkg string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			buildErr = fmt.Errorf("go env GOMOD: %w", err)
-			return
-		}
-		root := filepath.Dir(strings.TrimSpace(string(out)))
-		dir, err := os.MkdirTemp("", "botfleet-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "botfleet")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/botfleet")
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/botfleet: %v\n%s", err, b)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p
 	}
-	return binPath
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	dir, err := os.MkdirTemp("", "botfleet-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	built[pkg] = bin
+	return bin
 }
 
 // Proc is a running botfleet process whose output is kept for assertions
@@ -66,7 +68,13 @@ type Proc struct {
 // The process is killed when the test ends, if still running.
 func Start(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(Path(t), args...)
+	return StartBinary(t, Path(t), env, args...)
+}
+
+// StartBinary is Start for the binary at path (one Build returned).
+func StartBinary(t testing.TB, path string, env []string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(path, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	p := &Proc{Cmd: cmd, out: &syncBuffer{}, waited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
