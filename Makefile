@@ -25,7 +25,11 @@ deps:
 		fi; \
 	fi
 
+# vet checks formatting, go vet, and that go.mod and go.sum are tidy (what
+# the imports need, nothing else).
 vet:
+	$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
+	cd bench && $(GO) mod tidy -diff || { echo "bench/go.mod/go.sum are not tidy: run go mod tidy in bench/"; exit 1; }
 	test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet $(PKGS)
 
