@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/botfleet/botfleet/internal/clock"
 )
 
 // ErrStopped is returned by Start and Stop on a Beater already stopped, and
@@ -81,7 +83,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("heartbeat: Options.StreamMaxLen %d: want a positive length", o.StreamMaxLen)
 	}
 	if o.Clock == nil {
-		o.Clock = realClock{}
+		o.Clock = clock.Real
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

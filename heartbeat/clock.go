@@ -1,16 +1,9 @@
 package heartbeat
 
-import "time"
+import "github.com/botfleet/botfleet/internal/clock"
 
-// Clock is the time a Beater reads and waits on. Tests pass a fake that
-// they advance, so no test sleeps through an interval.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-// realClock is the wall clock.
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+// Clock is the time a Beater reads and waits on: botfleet's one clock
+// (Now and After), shared with the job consumer and the health monitor.
+// Tests pass a fake that they advance, so no test sleeps through an
+// interval.
+type Clock = clock.Clock

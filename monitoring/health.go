@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/botfleet/botfleet/internal/clock"
 	"log/slog"
 	"maps"
 	"math"
@@ -85,8 +86,10 @@ type MonitorOptions struct {
 	CheckInterval time.Duration
 	// CheckTimeout bounds each run of a check; 0 means DefaultCheckTimeout.
 	CheckTimeout time.Duration
-	Now          func() time.Time // nil means time.Now
-	Logger       *slog.Logger     // nil means slog.Default()
+	// Clock is the time the results are stamped with and the background
+	// loop waits on; nil means the wall clock.
+	Clock  Clock
+	Logger *slog.Logger // nil means slog.Default()
 }
 
 // Monitor runs the checks in the background and answers Health and Ready
@@ -117,13 +120,11 @@ func NewMonitor(o MonitorOptions) *Monitor {
 	if o.CheckTimeout <= 0 {
 		o.CheckTimeout = DefaultCheckTimeout
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	m := &Monitor{o: o, started: o.Now()}
+	m := &Monitor{o: o, started: o.Clock.Now()}
 	if o.Sampler != nil {
 		m.system = o.Sampler.System()
 	} else {
@@ -152,15 +153,8 @@ func (m *Monitor) Start(ctx context.Context) {
 	m.runChecks(ctx)
 	go func() {
 		defer close(done)
-		t := time.NewTicker(m.o.CheckInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				m.runChecks(ctx)
-			}
+		for clock.Sleep(ctx, m.o.Clock, m.o.CheckInterval) {
+			m.runChecks(ctx)
 		}
 	}()
 }
@@ -236,7 +230,7 @@ func (m *Monitor) runCheck(ctx context.Context, c *checkRunner) CheckResult {
 			err = fmt.Errorf("timed out after %s", m.o.CheckTimeout)
 		}
 	}
-	r.CheckedAt = unixSeconds(m.o.Now())
+	r.CheckedAt = unixSeconds(m.o.Clock.Now())
 	if err != nil {
 		r.Status, r.Error = CheckFailing, err.Error()
 	}
@@ -257,7 +251,7 @@ func (m *Monitor) logChange(name string, prev, cur CheckResult) {
 // Health returns the health document from the cached check results and
 // resource sample. It never waits on I/O.
 func (m *Monitor) Health() Health {
-	now := m.o.Now()
+	now := m.o.Clock.Now()
 	h := Health{
 		Status:    StatusHealthy,
 		Service:   m.o.Service,

@@ -49,7 +49,7 @@ func TestHealthJSONFields(t *testing.T) {
 	redis := &switchable{}
 	redis.set(errors.New("dial tcp 127.0.0.1:6379: connection refused"))
 	m := NewMonitor(MonitorOptions{
-		Service: "worker", Worker: w, Sampler: fakeSampler(t), Now: clock.Now,
+		Service: "worker", Worker: w, Sampler: fakeSampler(t), Clock: clock,
 		Checks: []Check{{Name: "redis", Run: redis.run}},
 		Logger: logtest.NewRecorder().Logger(),
 	})
@@ -104,7 +104,7 @@ func TestHealthJSONFields(t *testing.T) {
 
 func TestHealthWithoutWorker(t *testing.T) {
 	clock := newClock()
-	m := NewMonitor(MonitorOptions{Service: "bot", Now: clock.Now})
+	m := NewMonitor(MonitorOptions{Service: "bot", Clock: clock})
 	clock.Advance(2 * time.Second)
 	h := m.Health()
 	if h.Status != StatusHealthy || h.State != "" || h.WorkerID != "" || h.UptimeSeconds != 2 {
@@ -247,7 +247,7 @@ func TestCheckTimeoutAndPanic(t *testing.T) {
 	m := NewMonitor(MonitorOptions{
 		CheckTimeout:  250 * time.Millisecond,
 		CheckInterval: time.Hour,
-		Now:           clock.Now,
+		Clock:         clock,
 		Logger:        logtest.NewRecorder().Logger(),
 		Checks: []Check{
 			{Name: "stuck", Run: func(context.Context) error { <-release; return nil }}, // ignores ctx
@@ -273,4 +273,33 @@ func TestCheckTimeoutAndPanic(t *testing.T) {
 	if r := m.Health().Checks["stuck"]; !strings.Contains(r.Error, "still in progress") {
 		t.Errorf("stuck check on the next round = %+v, want the previous run reported still in progress", r)
 	}
+}
+
+// TestChecksRunOnTheClock: the background loop waits on the Monitor's
+// clock, so a test advances time instead of sleeping through intervals.
+func TestChecksRunOnTheClock(t *testing.T) {
+	clock := newClock()
+	runs := make(chan struct{}, 10)
+	m := NewMonitor(MonitorOptions{CheckInterval: time.Minute, Clock: clock, Logger: logtest.NewRecorder().Logger(),
+		Checks: []Check{{Name: "count", Run: func(context.Context) error { runs <- struct{}{}; return nil }}}})
+	m.Start(t.Context())
+	defer m.Stop()
+	<-runs // Start's own round
+	for i := range 3 {
+		for !clockHasWaiter(clock) {
+			time.Sleep(time.Millisecond) // the loop has not reached its wait yet
+		}
+		clock.Advance(time.Minute)
+		select {
+		case <-runs:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: no check ran after the clock advanced one interval", i+2)
+		}
+	}
+}
+
+func clockHasWaiter(c *fixedClock) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters) > 0
 }

@@ -36,3 +36,7 @@ type System = heartbeat.System
 // Identity is who the process is (heartbeat.Identity); it labels every
 // worker_* series.
 type Identity = heartbeat.Identity
+
+// Clock is the time a Monitor stamps its results with and waits on
+// (heartbeat.Clock, botfleet's one clock).
+type Clock = heartbeat.Clock

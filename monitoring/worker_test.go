@@ -12,8 +12,9 @@ import (
 
 // fixedClock returns a clock reading t until it is advanced.
 type fixedClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu      sync.Mutex
+	t       time.Time
+	waiters []waiter
 }
 
 func newClock() *fixedClock {
@@ -26,10 +27,33 @@ func (c *fixedClock) Now() time.Time {
 	return c.t
 }
 
+// After fires once the clock is advanced d or more past now.
+func (c *fixedClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.waiters = append(c.waiters, waiter{at: c.t.Add(d), ch: ch})
+	return ch
+}
+
 func (c *fixedClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.at.After(c.t) {
+			kept = append(kept, w)
+			continue
+		}
+		w.ch <- c.t
+	}
+	c.waiters = kept
 	c.mu.Unlock()
+}
+
+type waiter struct {
+	at time.Time
+	ch chan time.Time
 }
 
 // workerIn returns a worker driven through valid transitions to s.
