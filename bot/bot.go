@@ -86,6 +86,9 @@ type Options struct {
 	Deployment *logging.Deployment
 	// Version is reported in bot_info. Default "dev".
 	Version string
+	// Chat configures what the chat frontends share: the per-user rate
+	// limit, the payload cap, how replies are polled (CHAT_* variables).
+	Chat ChatOptions
 }
 
 // FromEnv reads the bot's variables (README's configuration table)
@@ -98,7 +101,7 @@ func FromEnv(getenv func(string) string) (Options, error) {
 	j := l.Jobs()
 	return Options{
 		RedisURL: p.RedisURL, Queue: j.Queue, MaxAttempts: j.MaxAttempts,
-		Addr: p.MetricsAddr, AuthToken: p.AuthToken, Deployment: &d,
+		Addr: p.MetricsAddr, AuthToken: p.AuthToken, Deployment: &d, Chat: chatFromEnv(l),
 	}, l.Err()
 }
 
@@ -179,9 +182,11 @@ func closeOwned(rdb redis.UniversalClient, owned bool) {
 }
 
 // Deps returns what a frontend named name gets from the bot: the queue,
-// the accepted types, the metrics, and a logger logging as service name.
+// the accepted types, the metrics, a logger logging as service name, the
+// bot's Redis and the chat options.
 func (b *Bot) Deps(name string) Deps {
-	return Deps{Queue: b.queue, Types: b.types, Metrics: b.metrics, Logger: FrontendLogger(b.o.Logger, name)}
+	return Deps{Name: name, Queue: b.queue, Types: b.types, Metrics: b.metrics, Logger: FrontendLogger(b.o.Logger, name),
+		Redis: b.rdb, Chat: b.o.Chat}
 }
 
 // Add adds frontends; it must be called before Run. Frontend names must be
@@ -285,21 +290,29 @@ func MountFleetView(srv *monitoring.Server, rdb redis.UniversalClient, reg prome
 	return reg.Register(fleet.NewCollector(reader))
 }
 
-// runFrontends runs every frontend until ctx ends or one fails.
+// runFrontends runs every frontend until ctx ends or one fails, then
+// stops the others and waits for all of them: a chat frontend finishes the
+// reply it is sending before the endpoints close.
 func runFrontends(ctx context.Context, frontends []Frontend) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	errc := make(chan error, len(frontends))
+	var wg sync.WaitGroup
 	for _, f := range frontends {
-		go func() {
+		wg.Go(func() {
 			if err := f.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				errc <- fmt.Errorf("frontend %s: %w", f.Name(), err)
+				cancel()
 			}
-		}()
+		})
 	}
+	<-ctx.Done()
+	wg.Wait()
 	select {
-	case <-ctx.Done():
-		return nil
 	case err := <-errc:
 		return err
+	default:
+		return nil
 	}
 }
 

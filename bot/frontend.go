@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/jobs"
 	"github.com/botfleet/botfleet/logging"
@@ -29,6 +30,8 @@ type Frontend interface {
 
 // Deps is what a frontend gets from the bot.
 type Deps struct {
+	// Name is the frontend's service name, as given to Bot.Deps.
+	Name  string
 	Queue *jobs.Queue
 	// Types are the job types the bot accepts (a *jobs.Catalog or a
 	// *jobs.Mux): Validate checks a payload before it is queued.
@@ -40,29 +43,47 @@ type Deps struct {
 	Metrics *Metrics
 	// Logger logs under the frontend's own service name.
 	Logger *slog.Logger
+	// Redis is the bot's Redis, where the chat frontends keep what every
+	// replica must share: the replies owed, the users' rates, the updates
+	// already handled.
+	Redis redis.UniversalClient
+	// Chat configures what the chat frontends share (NewChat).
+	Chat ChatOptions
 }
 
-// Metrics are the bot's own Prometheus metrics.
+// Metrics are the bot's own Prometheus metrics. They are safe for
+// concurrent use.
 type Metrics struct {
 	submitted *prometheus.CounterVec
 	requests  *prometheus.CounterVec
+	messages  *prometheus.CounterVec
+	limited   *prometheus.CounterVec
+	finished  *prometheus.CounterVec
+	replies   *prometheus.CounterVec
 }
 
 // NewMetrics registers the bot's metrics on reg: bot_jobs_submitted_total
 // by type and frontend, bot_frontend_requests_total by frontend and HTTP
-// status code, and bot_info.
+// status code, the chat frontends' bot_frontend_messages_total (by
+// command), bot_frontend_rate_limited_total, bot_frontend_jobs_total (the
+// jobs a frontend started that ended, by status) and
+// bot_frontend_replies_total (by result), and bot_info.
 func NewMetrics(reg prometheus.Registerer, info prometheus.Labels) (*Metrics, error) {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
 	m := &Metrics{
-		submitted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bot_jobs_submitted_total", Help: "Jobs the bot submitted to the queue, by job type and frontend.",
-		}, []string{"type", "frontend"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bot_frontend_requests_total", Help: "Requests the frontends answered, by frontend and HTTP status code.",
-		}, []string{"frontend", "code"}),
+		submitted: counter("bot_jobs_submitted_total", "Jobs the bot submitted to the queue, by job type and frontend.", "type", "frontend"),
+		requests:  counter("bot_frontend_requests_total", "Requests the frontends answered, by frontend and HTTP status code.", "frontend", "code"),
+		messages:  counter("bot_frontend_messages_total", "Chat messages the frontends received, by frontend and command.", "frontend", "command"),
+		limited:   counter("bot_frontend_rate_limited_total", "Chat messages refused because their user was over the rate limit, by frontend.", "frontend"),
+		finished: counter("bot_frontend_jobs_total",
+			"Jobs started from a chat that ended, by frontend and final status (succeeded, failed, or expired when its record was gone).", "frontend", "status"),
+		replies: counter("bot_frontend_replies_total", "Replies the chat frontends sent, by frontend and result (sent, failed).", "frontend", "result"),
 	}
 	infoGauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "bot_info", Help: "Identity of this bot process; always 1.", ConstLabels: info})
 	infoGauge.Set(1)
-	for _, c := range []prometheus.Collector{m.submitted, m.requests, infoGauge} {
+	for _, c := range []prometheus.Collector{m.submitted, m.requests, m.messages, m.limited, m.finished, m.replies, infoGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -76,6 +97,39 @@ func (m *Metrics) Submitted(typ, frontend string) { m.submitted.WithLabelValues(
 // Request counts one answered request.
 func (m *Metrics) Request(frontend string, code int) {
 	m.requests.WithLabelValues(frontend, strconv.Itoa(code)).Inc()
+}
+
+// Message counts one chat message received, by its command ("status",
+// "run", ... "unknown").
+func (m *Metrics) Message(frontend, command string) {
+	m.messages.WithLabelValues(frontend, command).Inc()
+}
+
+// RateLimited counts one chat message refused by the rate limit.
+func (m *Metrics) RateLimited(frontend string) { m.limited.WithLabelValues(frontend).Inc() }
+
+// JobEnded counts one job started from frontend that ended with status.
+func (m *Metrics) JobEnded(frontend, status string) {
+	m.finished.WithLabelValues(frontend, status).Inc()
+}
+
+// Reply counts one reply a chat frontend sent (err nil) or failed to send.
+func (m *Metrics) Reply(frontend string, err error) {
+	result := "sent"
+	if err != nil {
+		result = "failed"
+	}
+	m.replies.WithLabelValues(frontend, result).Inc()
+}
+
+// CountRequests wraps h so that every answered request is counted in
+// bot_frontend_requests_total under frontend.
+func (m *Metrics) CountRequests(frontend string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: rw, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		m.Request(frontend, sw.code)
+	})
 }
 
 // RequestsCounter returns the counter behind Request, for tests and

@@ -109,11 +109,7 @@ func (w *Web) get(rw http.ResponseWriter, r *http.Request) {
 
 // count records each answered request in bot_frontend_requests_total.
 func (w *Web) count(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: rw, code: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		w.deps.Metrics.Request(w.Name(), sw.code)
-	})
+	return w.deps.Metrics.CountRequests(w.Name(), next)
 }
 
 type statusWriter struct {
@@ -125,6 +121,9 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (Flush).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func describeJSONError(err error) string {
 	var syn *json.SyntaxError
