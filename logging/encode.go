@@ -52,7 +52,7 @@ func appendStringValue(buf []byte, s string) []byte {
 			x0 = uint64(load32(s[:4])) | uint64(load32(s[n-4:]))<<32
 			x1 = x0
 		}
-		if plainWord(x0) && plainWord(x1) && !shortMayHoldSecret(x0, x1, n) {
+		if plainWord(x0) && plainWord(x1) && !shortMayHoldSecret(s, x0, x1, n) {
 			buf = append(buf, '"')
 			buf = append(buf, s...)
 			return append(buf, '"')
@@ -61,8 +61,8 @@ func appendStringValue(buf []byte, s string) []byte {
 	mark := len(buf)
 	buf = append(buf, '"')
 	buf, seen := escape(buf, s)
-	if mayHoldSecret(seen, len(s)) && ContainsSecret(s) {
-		return appendString(buf[:mark], RedactString(s))
+	if mayHoldSecret(seen, len(s)) && containsSecret(s, seen) {
+		return appendString(buf[:mark], redactString(s, seen))
 	}
 	return append(buf, '"')
 }
@@ -110,6 +110,7 @@ func escape(buf []byte, s string) ([]byte, uint8) {
 				i++
 				continue
 			}
+			seen |= trigEscaped
 			buf = append(buf, s[start:i]...)
 			switch b {
 			case '"', '\\':
@@ -413,7 +414,14 @@ func appendCompact(buf []byte, b []byte) []byte {
 		b = out.Bytes()
 	}
 	if s := string(b); ContainsSecret(s) {
-		return append(buf, RedactString(s)...)
+		// Masking keeps JSON valid as a rule ({"password":"[REDACTED]"}),
+		// but a value RedactString reads as free text can straddle JSON's
+		// own quotes; then the record carries the masked text as a string.
+		r := RedactString(s)
+		if !json.Valid([]byte(r)) {
+			return appendString(buf, r)
+		}
+		return append(buf, r...)
 	}
 	return append(buf, b...)
 }

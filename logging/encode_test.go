@@ -53,7 +53,7 @@ func triggersOf(s string) uint8 {
 func TestEscapeTriggers(t *testing.T) {
 	// Each trigger byte at every offset, so both the word path and the
 	// byte path see it.
-	for _, c := range []byte("@ BbJ:.") {
+	for _, c := range []byte("@ BbJ:.=\"\\\t\x00") {
 		for n := 1; n <= 20; n++ {
 			for i := range n {
 				b := []byte(strings.Repeat("x", n))
@@ -82,6 +82,8 @@ func TestMayHoldSecretOnSecrets(t *testing.T) {
 		"redis://:pw@h", "x://u:p@q@r", "Bearer abcdefgh", "bearer abcdefgh", "BEARER abcdefgh",
 		"Basic abcdefgh", "Bot " + fakeDiscord, fakeDiscord, fakeDiscord2, fakeDiscord3,
 		fakeTelegram, fakeTelegram2, fakeJWT, "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxMjMifQ.",
+		"token=x", "token: x", "token:\tx", `{"token":"x"}`, `{\"token\":\"x\"}`, "{A:1 Token:x}",
+		"http://h/?token=Z&x=1", `secret="quoted value"`,
 	} {
 		if !ContainsSecret(s) {
 			t.Fatalf("ContainsSecret(%q) = false; the table needs a secret", s)
@@ -96,12 +98,17 @@ func FuzzMayHoldSecret(f *testing.F) {
 	for _, tt := range innocents {
 		f.Add(tt.in)
 	}
-	for _, s := range []string{"redis://:pw@h", "Bearer abcdefgh", fakeDiscord, fakeTelegram, fakeJWT} {
+	for _, s := range []string{"redis://:pw@h", "Bearer abcdefgh", fakeDiscord, fakeTelegram, fakeJWT,
+		"token=x", "token: x", `{"token":"x"}`, "{A:1 Token:x}"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if ContainsSecret(s) && !mayHoldSecret(triggersOf(s), len(s)) {
+		seen := triggersOf(s)
+		if ContainsSecret(s) && !mayHoldSecret(seen, len(s)) {
 			t.Fatalf("mayHoldSecret misses the secret in %q", s)
+		}
+		if got, want := redactString(s, seen), RedactString(s); got != want {
+			t.Fatalf("redactString(%q, its triggers) = %q, want %q", s, got, want)
 		}
 	})
 }
@@ -157,6 +164,7 @@ func FuzzAppendStringValue(f *testing.F) {
 	for _, s := range []string{
 		"redis://:pw@h", "x://u:p@q@r", "Bearer abcdefgh", "Basic abcdefgh", "bearer 12345678",
 		"job finished", "browser.navigate", "a\"b\\c\n\x01", "\xff\xfe\u2028ok", fakeTelegram, fakeJWT,
+		"token=x", "token: abc", "password=\"a b\"", "status=ok", "time: 5s",
 	} {
 		f.Add(s)
 	}
@@ -171,7 +179,8 @@ func FuzzAppendStringValue(f *testing.F) {
 
 func TestAppendStringValueShortSecrets(t *testing.T) {
 	// Secrets of 16 bytes or fewer take appendStringValue's short path.
-	for _, in := range []string{"redis://:pw@h", "x://u:p@q@r", "a://:pass@h", "Bearer abcdefgh", "Basic abcdefgh", "bearer 12345678"} {
+	for _, in := range []string{"redis://:pw@h", "x://u:p@q@r", "a://:pass@h", "Bearer abcdefgh", "Basic abcdefgh", "bearer 12345678",
+		"token=x", "token: x", "a password=Y", "{A:1 Token:x}", "api_key=sk-X"} {
 		if !ContainsSecret(in) {
 			t.Fatalf("ContainsSecret(%q) = false; the table needs a secret", in)
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -226,6 +227,63 @@ func TestRedactionInRecords(t *testing.T) {
 	}
 }
 
+// rawJSON is a json.Marshaler that returns its text as it is.
+type rawJSON string
+
+func (r rawJSON) MarshalJSON() ([]byte, error) { return []byte(r), nil }
+
+// TestFreeTextRedactionInRecords checks key-value pairs with secret keys
+// are masked in the message and in every kind of value that carries text,
+// and that values which are JSON stay valid JSON.
+func TestFreeTextRedactionInRecords(t *testing.T) {
+	isolate(t)
+	var buf bytes.Buffer
+	type config struct {
+		Addr     string `json:"addr"`
+		Password string `json:"password"`
+	}
+	logger := slog.New(NewJSONHandler(&buf, nil))
+	logger.Info("connect failed: password=hunter2",
+		"error", errors.New("auth: api_key=sk-live-1 rejected"),
+		"cmd", "curl -H 'X-Api-Key: k-2' 'http://h/?token=t-3&x=1'",
+		"config", config{Addr: "redis:6379", Password: "pw-4"},
+		"dump", fmt.Sprintf("%+v", config{Addr: "redis:6379", Password: "pw-5"}),
+		"usage", rawJSON(`{"token_count":5}`),
+		"straddle", rawJSON(`{"m":"token=","s":"pw-6"}`),
+		"plain", "status=ok time: 5s monkey=1",
+	)
+	out := buf.String()
+	for _, secret := range []string{"hunter2", "sk-live-1", "k-2", "t-3", "pw-4", "pw-5"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("secret %q reached the log line: %s", secret, out)
+		}
+	}
+	m := parseLines(t, buf.Bytes())[0]
+	want := map[string]any{
+		"message": "connect failed: password=[REDACTED]",
+		"error":   "auth: api_key=[REDACTED] rejected",
+		"cmd":     "curl -H 'X-Api-Key: [REDACTED]' 'http://h/?token=[REDACTED]&x=1'",
+		"dump":    "{Addr:redis:6379 Password:[REDACTED]}",
+		"plain":   "status=ok time: 5s monkey=1",
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %q, want %q", k, m[k], v)
+		}
+	}
+	if c, ok := m["config"].(map[string]any); !ok || c["password"] != Redacted || c["addr"] != "redis:6379" {
+		t.Errorf("config = %v, want an object with its password masked", m["config"])
+	}
+	if u, ok := m["usage"].(map[string]any); !ok || u["token_count"] != 5.0 {
+		t.Errorf("usage = %v, want the object as it was", m["usage"])
+	}
+	// Masking "token=" reads the JSON's own quote as the value's; the
+	// marshaler's output becomes a string rather than a broken record.
+	if s, ok := m["straddle"].(string); !ok || !strings.Contains(s, "token=") {
+		t.Errorf("straddle = %#v, want the masked JSON text as a string", m["straddle"])
+	}
+}
+
 func TestHostileInputStaysOneLine(t *testing.T) {
 	isolate(t)
 	var buf bytes.Buffer
@@ -272,6 +330,7 @@ func FuzzJSONHandler(f *testing.F) {
 	f.Add("message", "key", "value")
 	f.Add("line\nbreak", "k\"ey", "\x00\x1b[31m\u2028")
 	f.Add("\xff\xfe", "", "redis://:pw@host")
+	f.Add("login: password=hunter2", "cmd", `curl 'http://h/?token=t&x=1' -H "X-Api-Key: k" secret="a b`)
 	f.Fuzz(func(t *testing.T, msg, key, val string) {
 		var buf bytes.Buffer
 		logger := slog.New(NewJSONHandler(&buf, nil)).With("service", val)

@@ -26,6 +26,13 @@ type Redactor struct {
 	first  [256]uint8
 	groups [][]string
 	minLen int // length of the shortest pattern
+	// letters holds, for the patterns, the sets of letters they use (see
+	// letterSet), less any that holds another: a key holding no set whole
+	// cannot be secret, which costs less to learn than SecretKey. Each set
+	// has a letter in anchors, the rarest in English text of its own, so
+	// most keys are told apart by one AND.
+	letters []uint32
+	anchors uint32
 }
 
 var defaultRedactor = NewRedactor(nil)
@@ -52,7 +59,71 @@ func NewRedactor(extraKeys []string) *Redactor {
 		r.groups[g] = append(r.groups[g], p)
 		r.minLen = min(r.minLen, len(p))
 	}
+	for _, p := range seen {
+		m := letterSet(p)
+		if slices.ContainsFunc(r.letters, func(o uint32) bool { return o&m == o }) {
+			continue // a key holding m holds o
+		}
+		r.letters = slices.DeleteFunc(r.letters, func(o uint32) bool { return o&m == m })
+		r.letters = append(r.letters, m)
+	}
+	for _, m := range r.letters {
+		for _, c := range "zqxjkvbpygfwmucldrhsnioate" { // rarest first
+			if b := letterBit[c]; m&b != 0 {
+				r.anchors |= b
+				break
+			}
+		}
+	}
 	return r
+}
+
+// letterBit maps an ASCII letter, in either case, to its bit in a set of
+// letters; any other byte to 0.
+var letterBit = func() (t [256]uint32) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = 1 << (c - 'a')
+		t[c-'a'+'A'] = 1 << (c - 'a')
+	}
+	return t
+}()
+
+// keyByteBit is set, in keyBytes, for every byte a key in free text holds.
+const keyByteBit = 1 << 31
+
+// keyBytes maps a byte of a key in free text (see pairKey) to its letterBit
+// plus keyByteBit, and any other byte to 0, so that one look-up both tells
+// where a key starts and collects its letters.
+var keyBytes = func() (t [256]uint32) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") {
+		t[c] = letterBit[c] | keyByteBit
+	}
+	return t
+}()
+
+// letterSet returns the set of letters in s.
+func letterSet(s string) uint32 {
+	var m uint32
+	for i := 0; i < len(s); i++ {
+		m |= letterBit[s[i]]
+	}
+	return m
+}
+
+// mayBeSecret reports whether a key whose letters are the set m (see
+// letterSet) can be secret: false means SecretKey would say so too.
+func (r *Redactor) mayBeSecret(m uint32) bool {
+	if m&r.anchors == 0 {
+		// No anchor: no set is in m, unless a pattern without letters
+		// left the empty set alone, with no anchor, in letters.
+		return r.anchors == 0
+	}
+	for _, p := range r.letters {
+		if p&m == p {
+			return true
+		}
+	}
+	return false
 }
 
 // keyFold maps a key byte to its normalized form: ASCII letters to lower
@@ -165,12 +236,14 @@ func foldedHasPrefix(key, p string) bool {
 
 // What RedactString finds, and how it finds it fast. Every secret contains a
 // trigger byte: '@' (URL password), 'B' or 'b' (authorization scheme word),
-// 'J' (a JWT's "eyJ"), ':' (Telegram token) or '.' (Discord token). Each
-// detector finds its trigger with strings.IndexByte, which is SIMD and costs
-// a few nanoseconds on a short string (a Go loop over the bytes costs far
-// more), and it does not run at all on a string too short to hold its
-// secret, so the common bytes ':' and '.' only matter in strings of 43 and 58
-// bytes or more.
+// 'J' (a JWT's "eyJ"), ':' (Telegram token), '.' (Discord token), or the '='
+// or ':' of a key-value pair (see pairValue). Each detector finds its
+// trigger with strings.IndexByte, which is SIMD and costs a few nanoseconds
+// on a short string (a Go loop over the bytes costs far more), and it does
+// not run at all on a string too short to hold its secret, so the common
+// bytes ':' and '.' only matter in strings of 43 and 58 bytes or more,
+// unless a ':' has a space or an escaped byte beside it in the string, as
+// "key: value" and JSON text do.
 const (
 	minURLLen      = len("://:x@")
 	minAuthLen     = len("Basic ") + 8
@@ -189,18 +262,24 @@ const (
 // mayHoldSecret then tells, without another pass, whether the string needs
 // the full scan at all.
 const (
-	trigAt    = 1 << iota // '@' ends a URL's userinfo
-	trigSpace             // ' ' follows an authorization scheme word
-	trigB                 // 'B' or 'b' starts one
-	trigJ                 // 'J' ends a JWT's leading "eyJ"
-	trigColon             // ':' is in "://" and in a Telegram token
-	trigDot               // '.' separates the parts of a JWT and of a Discord token
+	trigAt      = 1 << iota // '@' ends a URL's userinfo
+	trigSpace               // ' ' follows an authorization scheme word
+	trigB                   // 'B' or 'b' starts one
+	trigJ                   // 'J' ends a JWT's leading "eyJ"
+	trigColon               // ':' is in "://", in a Telegram token and in "key: value"
+	trigDot                 // '.' separates the parts of a JWT and of a Discord token
+	trigEq                  // '=' is in "key=value"
+	trigEscaped             // a byte JSON escapes: '"', '\', a control character such as '\t'
 )
 
 // byteTriggers maps a byte to its trigger bit.
 var byteTriggers = func() (t [256]uint8) {
 	t['@'], t[' '], t['B'], t['b'] = trigAt, trigSpace, trigB, trigB
-	t['J'], t[':'], t['.'] = trigJ, trigColon, trigDot
+	t['J'], t[':'], t['.'], t['='] = trigJ, trigColon, trigDot, trigEq
+	for c := range ' ' {
+		t[c] = trigEscaped
+	}
+	t['"'], t['\\'] = trigEscaped, trigEscaped
 	return t
 }()
 
@@ -208,11 +287,13 @@ var byteTriggers = func() (t [256]uint8) {
 // returns them in the low bits of x's bytes, trigger bit k in bit k of the
 // byte that holds it (or of a higher byte: zeroBytes is exact only about
 // whether a word has a zero byte, which is all that counts here); OR the
-// results of many words and fold them once with foldTriggers.
+// results of many words and fold them once with foldTriggers. x is a plain
+// word (see plainWord), so it holds no trigEscaped byte.
 func wordTriggers(x uint64) uint64 {
 	return zeroBytes(x^('@'*lsb))>>7 | zeroBytes(x^(' '*lsb))>>6 |
 		zeroBytes((x|0x20*lsb)^('b'*lsb))>>5 | // only 'B' and 'b' become 'b'
-		zeroBytes(x^('J'*lsb))>>4 | zeroBytes(x^(':'*lsb))>>3 | zeroBytes(x^('.'*lsb))>>2
+		zeroBytes(x^('J'*lsb))>>4 | zeroBytes(x^(':'*lsb))>>3 | zeroBytes(x^('.'*lsb))>>2 |
+		zeroBytes(x^('='*lsb))>>1
 }
 
 // zeroBytes sets the high bit of some byte of x when any byte of x is zero,
@@ -224,7 +305,7 @@ func foldTriggers(w uint64) uint8 {
 	w |= w >> 32
 	w |= w >> 16
 	w |= w >> 8
-	return uint8(w) & (trigDot<<1 - 1)
+	return uint8(w)
 }
 
 // mayHoldSecret reports whether a string of n bytes holding the trigger
@@ -237,36 +318,40 @@ func mayHoldSecret(seen uint8, n int) bool {
 		n >= minAuthLen && has(trigB|trigSpace) ||
 		n >= minJWTLen && has(trigJ|trigDot) ||
 		n >= minTelegramLen && has(trigColon) ||
-		n >= minDiscordLen && has(trigDot)
+		n >= minDiscordLen && has(trigDot) ||
+		n >= minPairLen && (has(trigEq) || has(trigColon) && seen&(trigSpace|trigEscaped) != 0)
 }
 
-// shortMayHoldSecret is mayHoldSecret for a string of n bytes, 16 or fewer,
-// whose bytes the words x0 and x1 hold between them. Below minAuthLen only a URL
-// password fits, and that needs an '@'; up to 16 bytes, only that or an
-// authorization credential, which needs a space.
-func shortMayHoldSecret(x0, x1 uint64, n int) bool {
-	switch {
-	case n < minURLLen:
-		return false
-	case n < minAuthLen:
-		return hasZeroByte(x0^'@'*lsb) || hasZeroByte(x1^'@'*lsb)
-	default:
-		has := func(c byte) bool { return hasZeroByte(x0^uint64(c)*lsb) || hasZeroByte(x1^uint64(c)*lsb) }
-		return has('@') || has(' ') && (has('B') || has('b'))
-	}
+// shortMayHoldSecret is mayHoldSecret for s, a string of n bytes, 16 or
+// fewer, whose bytes the words x0 and x1 hold between them, and which are
+// plain (plainWord). Strings this short hold a URL password, which needs an
+// '@', a key-value pair, which needs an '=' or a ':' and a space and the
+// letters of a secret key, or an authorization credential, which needs a
+// space, but nothing else. Short values such as "status=ok" are common
+// enough to look at their letters rather than their keys.
+func shortMayHoldSecret(s string, x0, x1 uint64, n int) bool {
+	has := func(c byte) bool { return hasZeroByte(x0^uint64(c)*lsb) || hasZeroByte(x1^uint64(c)*lsb) }
+	return n >= minURLLen && has('@') ||
+		n >= minAuthLen && has(' ') && (has('B') || has('b')) ||
+		n >= minPairLen && (has('=') || has(':') && has(' ')) && defaultRedactor.mayBeSecret(letterSet(s))
 }
 
 // ContainsSecret reports whether s holds a secret RedactString would mask: a
 // password in a URL's userinfo, an Authorization credential after "Bearer ",
-// "Basic " or "Bot ", a Discord or Telegram bot token, or a JWT. It is the
+// "Basic " or "Bot ", a Discord or Telegram bot token, a JWT, or the value of
+// a key-value pair whose key looks secret. It is the
 // allocation-free test an encoder runs on every string value; only when it
 // reports true does the caller need RedactString.
-func ContainsSecret(s string) bool {
+func ContainsSecret(s string) bool { return containsSecret(s, allTriggers) }
+
+// containsSecret is ContainsSecret for a string that holds no trigger byte
+// outside seen, so that the scan can pass over the secrets that need one.
+func containsSecret(s string, seen uint8) bool {
 	if len(s) < minURLLen {
 		return false
 	}
 	found := false
-	scanSecrets(s, func(int, int) bool {
+	scanSecrets(s, seen, func(int, int) bool {
 		found = true
 		return false
 	})
@@ -281,16 +366,26 @@ func ContainsSecret(s string) bool {
 //	Authorization: Bearer eyJhbGciOi... -> Authorization: Bearer [REDACTED]
 //	.../bot123456789:AAHdqTc.../getMe   -> .../bot[REDACTED]/getMe
 //	MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.x -> [REDACTED]
+//	api_key=sk-X password="a b"         -> api_key=[REDACTED] password="[REDACTED]"
+//	token: abc                          -> token: [REDACTED]
+//	https://h/?token=Z&x=1              -> https://h/?token=[REDACTED]&x=1
+//	{"password":"hunter2"}              -> {"password":"[REDACTED]"}
 //
-// A URL's username is kept; a bot token is masked whole. When s holds no
-// secret RedactString returns s itself without allocating.
-func RedactString(s string) string {
+// A URL's username is kept; a bot token is masked whole; a key-value pair
+// keeps its key and quotes (see pairValue for the forms it finds). Pair
+// keys are matched against DefaultSecretKeys, not LOG_REDACT_KEYS. When s
+// holds no secret RedactString returns s itself without allocating.
+func RedactString(s string) string { return redactString(s, allTriggers) }
+
+// redactString is RedactString for a string that holds no trigger byte
+// outside seen.
+func redactString(s string, seen uint8) string {
 	if len(s) < minURLLen {
 		return s
 	}
 	var buf [4]secretSpan
 	spans := buf[:0]
-	scanSecrets(s, func(lo, hi int) bool {
+	scanSecrets(s, seen, func(lo, hi int) bool {
 		spans = append(spans, secretSpan{lo, hi})
 		return true
 	})
@@ -320,18 +415,27 @@ func RedactString(s string) string {
 // secretSpan is the byte range s[lo:hi] of one secret.
 type secretSpan struct{ lo, hi int }
 
+// allTriggers stands for the trigger bytes of a string not looked at yet:
+// any of them may be in it.
+const allTriggers = 0xff
+
 // scanSecrets calls yield with the range of each secret in s until yield
 // returns false. Ranges may come in any order and overlap: a URL password
-// can hold a Telegram token.
-func scanSecrets(s string, yield func(lo, hi int) bool) {
+// can hold a Telegram token. Only secrets whose trigger bytes are all in
+// seen are looked for.
+func scanSecrets(s string, seen uint8, yield func(lo, hi int) bool) {
 	n := len(s)
+	has := func(t uint8) bool { return seen&t == t }
 	// Each trigger is only looked for where its secret fits around it.
-	_ = scanFor(s, '@', 3, n, urlPassword, yield) &&
-		(n < minAuthLen || scanFor(s, 'B', 0, n-minAuthLen+1, authCredential, yield) &&
+	_ = (!has(trigAt|trigColon) || scanFor(s, '@', 3, n, urlPassword, yield)) &&
+		(n < minAuthLen || !has(trigB|trigSpace) || scanFor(s, 'B', 0, n-minAuthLen+1, authCredential, yield) &&
 			scanFor(s, 'b', 0, n-minAuthLen+1, authCredential, yield)) &&
-		(n < minJWTLen || scanFor(s, 'J', 2, n-minJWTLen+3, jwtAt, yield)) &&
-		(n < minTelegramLen || scanFor(s, ':', 8, n-minTelegramSecret, telegramToken, yield)) &&
-		(n < minDiscordLen || scanFor(s, '.', 23, n-minDiscordLen+24, discordToken, yield))
+		(n < minJWTLen || !has(trigJ|trigDot) || scanFor(s, 'J', 2, n-minJWTLen+3, jwtAt, yield)) &&
+		(n < minTelegramLen || !has(trigColon) || scanFor(s, ':', 8, n-minTelegramSecret, telegramToken, yield)) &&
+		(n < minDiscordLen || !has(trigDot) || scanFor(s, '.', 23, n-minDiscordLen+24, discordToken, yield)) &&
+		(n < minPairLen || !has(trigEq) || scanFor(s, '=', defaultRedactor.minLen, n-1, pairValue, yield)) &&
+		(n < minPairLen || !has(trigColon) || seen&(trigSpace|trigEscaped) == 0 ||
+			scanFor(s, ':', defaultRedactor.minLen, n-1, pairValue, yield))
 }
 
 // scanFor calls find at each trigger byte c in s[from:to], and yield with

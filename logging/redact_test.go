@@ -135,6 +135,63 @@ func TestRedactString(t *testing.T) {
 	}
 }
 
+// TestRedactStringPairs is the corpus of free-text key-value pairs: the
+// value of a pair whose key looks secret is masked in any string, its key,
+// separator and quotes kept.
+func TestRedactStringPairs(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"the issue's error text", "api_key=sk-X password=Y http://h/?token=Z",
+			"api_key=[REDACTED] password=[REDACTED] http://h/?token=[REDACTED]"},
+		{"key=value in a sentence", "login failed for bob: password=hunter2 rejected",
+			"login failed for bob: password=[REDACTED] rejected"},
+		{"spaces around =", "DB_PASSWORD = hunter2", "DB_PASSWORD = [REDACTED]"},
+		{"key: value", "token: abc", "token: [REDACTED]"},
+		{"key: value after a tab", "token:\tabc", "token:\t[REDACTED]"},
+		{"header", "X-Api-Key: 9f8e7d6c", "X-Api-Key: [REDACTED]"},
+		{"cookie header", "Set-Cookie: session=abc123; Path=/; HttpOnly", "Set-Cookie: [REDACTED]; Path=/; HttpOnly"},
+		{"double-quoted value", `secret="quoted value" next=1`, `secret="[REDACTED]" next=1`},
+		{"single-quoted value with an escape", `client_secret='it\'s a secret' ok`, `client_secret='[REDACTED]' ok`},
+		{"unterminated quote", `password="hunter2`, `password="[REDACTED]`},
+		{"query parameter", "http://h/?token=Z&x=1", "http://h/?token=[REDACTED]&x=1"},
+		{"query parameter, last", "GET https://graph.example.com/me?fields=id&access_token=EAAB1234", "GET https://graph.example.com/me?fields=id&access_token=[REDACTED]"},
+		{"query parameter in a Go url.Error", `Get "https://api.example.com/v1?apikey=k-123&q=go": EOF`, `Get "https://api.example.com/v1?apikey=[REDACTED]&q=go": EOF`},
+		{"value with URL characters", "password=p@ss:w0rd/x&user=bob", "password=[REDACTED]&user=bob"},
+		{"JSON text", `{"user":"bob","password":"hunter2","n":1}`, `{"user":"bob","password":"[REDACTED]","n":1}`},
+		{"JSON text with a space", `{"api_key": "k-123"}`, `{"api_key": "[REDACTED]"}`},
+		{"JSON text inside JSON text", `{"body":"{\"token\":\"abc\"}"}`, `{"body":"{\"token\":\"[REDACTED]\"}"}`},
+		{"JSON value with an escaped quote", `{"password":"a\"b"}`, `{"password":"[REDACTED]"}`},
+		{"Python dict", `{'password': 'hunter2', 'user': 'bob'}`, `{'password': '[REDACTED]', 'user': 'bob'}`},
+		{"struct printed with %+v", "&{Addr:redis:6379 Username: Password:hunter2 DB:0}", "&{Addr:redis:6379 Username: Password:[REDACTED] DB:0}"},
+		{"last field of a struct", "&{Addr:redis:6379 Password:hunter2}", "&{Addr:redis:6379 Password:[REDACTED]}"},
+		{"map printed with %v", "map[region:eu secret:s3 user:bob]", "map[region:eu secret:[REDACTED] user:bob]"},
+		{"last entry of a map", "map[region:eu token:t1]", "map[region:eu token:[REDACTED]]"},
+		{"in parentheses", "(password=hunter2)", "(password=[REDACTED])"},
+		{"brackets in the value", "password=a[b]c}", "password=[REDACTED]}"},
+		{"Authorization keeps its scheme", "authorization: Bearer abc", "authorization: Bearer [REDACTED]"},
+		{"GitHub token scheme", "Authorization: token ghp_abc", "Authorization: token [REDACTED]"},
+		{"Authorization quoted", `authorization="Basic Zm9vOmJhcg=="`, `authorization="[REDACTED]"`},
+		{"key containing a pattern", "upstream refresh-token=rt_1 ok", "upstream refresh-token=[REDACTED] ok"},
+		{"in a short value", "token=x", "token=[REDACTED]"},
+		{"with other secrets", "redis://:pw1@r:6379 password=pw2 Bearer abcdefgh12345678",
+			"redis://:[REDACTED]@r:6379 password=[REDACTED] Bearer [REDACTED]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := RedactString(tt.in); got != tt.want {
+				t.Errorf("RedactString(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+			}
+			if !ContainsSecret(tt.in) {
+				t.Errorf("ContainsSecret(%q) = false, want true", tt.in)
+			}
+			if ContainsSecret(tt.want) {
+				t.Errorf("ContainsSecret(%q) = true on redacted output, want false", tt.want)
+			}
+		})
+	}
+}
+
 // innocents look like secrets to a careless scanner but are not.
 var innocents = []struct{ name, in string }{
 	{"URL without userinfo", "https://example.com/bots?page=2#top"},
@@ -174,6 +231,26 @@ var innocents = []struct{ name, in string }{
 	{"dotted base64 without eyJ", "aGVsbG8gd29ybGQ.aGVsbG8gd29ybGQ.aGVsbG8"},
 	{"empty", ""},
 	{"short", "a://"},
+	// Pairs whose key is not secret, or which are not pairs.
+	{"status pair", "status=ok"},
+	{"time pair", "time: 5s"},
+	{"key that ends in key", "monkey=1"},
+	{"key named key", "key=value"},
+	{"pairs in a sentence", "retrying job echo.k3f9x2: attempt=2 max_retries=5 backoff: 1.5s"},
+	{"query without secrets", "https://example.com/bots?page=2&sort=asc&key=id"},
+	{"error with host and port", "dial tcp 10.0.0.7:6379: connect: connection refused"},
+	{"host named like a key", "token-service:8080"},
+	{"URL of a host named like a key", "https://secrets.example.com:8443/v1/health"},
+	{"pattern words without a separator", "password reset mail sent; token expired"},
+	{"separator after a pattern word", "password reset: sent"},
+	{"empty value", "password=&user=bob"},
+	{"empty value at the end", "password="},
+	{"empty quoted value", `password=""`},
+	{"masked value", "password=[REDACTED] token: [REDACTED]"},
+	{"comparison", "token == expected"},
+	{"JSON number under a secret key", `{"token_count":5,"max_tokens":1024}`},
+	{"JSON object under a secret key", `{"secret":{"name":"db"}}`},
+	{"user info without a password", "ssh://token@example.com"},
 }
 
 func TestRedactStringInnocent(t *testing.T) {
@@ -228,6 +305,9 @@ func TestSecretKey(t *testing.T) {
 		if !r.SecretKey(k) {
 			t.Errorf("SecretKey(%q) = false, want true", k)
 		}
+		if !r.mayBeSecret(letterSet(k)) {
+			t.Errorf("mayBeSecret(letters of %q) = false, want true", k)
+		}
 	}
 	for _, k := range public {
 		if r.SecretKey(k) {
@@ -268,6 +348,22 @@ func TestNewRedactorExtraKeys(t *testing.T) {
 	}
 }
 
+// FuzzSecretKeyLetters checks the letter filter never rules out a key
+// SecretKey finds secret, with the default keys and with extra ones.
+func FuzzSecretKeyLetters(f *testing.F) {
+	for _, k := range []string{"db_password", "X-Api-Key", "SessionID", "x509_cert", "job_id", "a_p-a s_s_w-o-r-d", "99"} {
+		f.Add(k)
+	}
+	redactors := []*Redactor{NewRedactor(nil), NewRedactor([]string{"session-id", "x509", "9_9"})}
+	f.Fuzz(func(t *testing.T, k string) {
+		for _, r := range redactors {
+			if r.SecretKey(k) && !r.mayBeSecret(letterSet(k)) {
+				t.Fatalf("mayBeSecret rules out %q, which SecretKey finds secret", k)
+			}
+		}
+	})
+}
+
 func TestSecretKeyNoAlloc(t *testing.T) {
 	r := NewRedactor([]string{"session_id"})
 	for _, k := range []string{"job_id", "X-Api-Key", "a_rather_long_attribute_key_without_anything"} {
@@ -285,6 +381,9 @@ func FuzzRedactString(f *testing.F) {
 		"redis://:pw@h", "x://u:p@q@r", "Bearer abcdefgh", "Bot " + fakeDiscord,
 		fakeDiscord, fakeTelegram, fakeJWT, "bot" + fakeTelegram + "/x",
 		"a://:" + fakeTelegram + "@h", "Bearer " + fakeDiscord + "." + fakeJWT,
+		"api_key=sk-X password=Y http://h/?token=Z", "token: abc", `secret="quoted value"`,
+		`{"password":"a\"b"}`, `{"body":"{\"token\":\"x\"}"}`, "{Addr:r:1 Password:pw}",
+		"Authorization: token abc", `password='it\'s`,
 	} {
 		f.Add(s)
 	}
@@ -304,7 +403,7 @@ func FuzzRedactString(f *testing.F) {
 		// length ("<8 digits>:A<42 chars>" is no Telegram token, but its
 		// first 35 characters are once the rest is masked); that reveals
 		// nothing the input did not.
-		scanSecrets(s, func(lo, hi int) bool {
+		scanSecrets(s, allTriggers, func(lo, hi int) bool {
 			secret := s[lo:hi]
 			// A secret that is part of "[REDACTED]" or could straddle it
 			// cannot be told apart from the mask itself.
@@ -343,6 +442,9 @@ var (
 		{"url", "https://api.example.com/v1/bots/42/status?verbose=1"},
 		{"sentence", "Bot eu-west-7 finished job browser.navigate.k3f9x2 in 1.25s"},
 		{"bearer", "Authorization: Bearer tok_FAKE0123456789abcdef"},
+		{"fields", "retrying job echo.k3f9x2: attempt=2 max_retries=5 backoff: 1.5s"},
+		{"status", "status=ok"},
+		{"password", "auth failed: password=hunter2"},
 	}
 	benchKeys = []string{"msg", "job_id", "worker_id", "duration_ms", "error", "X-Request-Id", "db_password"}
 )
