@@ -84,16 +84,20 @@ func benchThroughput(b *testing.B, consumers, concurrency int, hooks bool) {
 func prefill(b *testing.B, rdb *redis.Client, n int) {
 	b.Helper()
 	ctx := context.Background()
-	q := NewQueue(rdb, "", QueueOptions{StreamMaxLen: int64(n) + 1000})
+	q := NewQueue(rdb, "", QueueOptions{MaxBacklog: int64(n) + 1000})
 	payload := []byte(`{"ping":1}`)
+	if err := enqueueScript.Load(ctx, rdb).Err(); err != nil {
+		b.Fatalf("prefill: %v", err)
+	}
 	for n > 0 {
 		batch := min(n, 1000)
 		n -= batch
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for range batch {
 				now := time.Now()
-				q.enqueue(ctx, p, Info{ID: newID(TypeEcho), Type: TypeEcho, Queue: q.name, Status: StatusQueued,
-					MaxAttempts: q.o.MaxAttempts, CreatedAt: now, UpdatedAt: now}, payload)
+				keys, args := q.enqueueArgs(Info{ID: NewID(TypeEcho), Type: TypeEcho, Queue: q.name, Status: StatusQueued,
+					MaxAttempts: q.o.MaxAttempts, CreatedAt: now, UpdatedAt: now}, payload, "")
+				enqueueScript.EvalSha(ctx, p, keys, args...)
 			}
 			return nil
 		})

@@ -30,6 +30,7 @@ type op struct {
 	attempts int       // the job's attempts so far; -1 leaves the field alone
 	result   []byte    // opSucceeded: JSON
 	err      string    // opRetry, opDead
+	cause    error     // opDead: for OnDead
 	due      time.Time // opRetry: when the next attempt may run
 }
 
@@ -84,18 +85,24 @@ func (m *committer) add(o op) bool {
 }
 
 // close stops taking ops and waits until the queued ones are written, or
-// ctx ends; then it stops the loop.
+// ctx ends; then it stops the loop. A write in flight when ctx ends is
+// left to finish on its own, if Redis ever answers it.
 func (m *committer) close(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
 	poke(m.wake)
-	if !waitDone(ctx, m.done) {
-		m.cancel()
-		<-m.done
+	defer m.cancel()
+	if waitDone(ctx, m.done) {
+		return m.err
 	}
 	m.cancel()
-	return m.err
+	select {
+	case <-m.done: // it was waiting, not writing
+		return m.err
+	default:
+		return fmt.Errorf("outcomes still being written: %w", context.Cause(ctx))
+	}
 }
 
 func (m *committer) loop(ctx context.Context) {
@@ -157,6 +164,7 @@ func (m *committer) flushAll(ctx context.Context, ops []op) ([]op, error) {
 			}
 		} else {
 			m.redis.ok(ctx)
+			m.reportDead(ctx, chunk)
 		}
 		m.settled(chunk)
 		ops = ops[len(chunk):]
@@ -237,6 +245,23 @@ func (m *committer) writeHash(ctx context.Context, p redis.Pipeliner, o op, stat
 	key := jobKey(id)
 	p.HSet(ctx, key, args...)
 	p.Expire(ctx, key, m.o.ResultTTL)
+}
+
+// reportDead calls OnDead for the jobs of ops whose dead letter is written.
+func (m *committer) reportDead(ctx context.Context, ops []op) {
+	if m.o.OnDead == nil {
+		return
+	}
+	for _, o := range ops {
+		if o.kind == opDead {
+			m.onDead(ctx, o)
+		}
+	}
+}
+
+func (m *committer) onDead(ctx context.Context, o op) {
+	defer m.recoverHook(ctx, "OnDead")
+	m.o.OnDead(o.d.deadJob(m.queue), o.cause)
 }
 
 // settled strikes the entries whose outcome is written out of the ledger,

@@ -53,9 +53,6 @@ type ConsumerOptions struct {
 	// fast Run notices its context is done, and how late a retry due on
 	// another worker's schedule is moved back into the stream. Default 1s.
 	Block time.Duration
-	// StreamMaxLen caps the stream when retries are added back to it
-	// (MAXLEN ~). Default 100000, as QueueOptions.
-	StreamMaxLen int64
 	// DeadMaxLen caps the dead-letter stream (MAXLEN ~). Default 10000.
 	DeadMaxLen int64
 	// OnStart is called before a handler runs a job, and OnFinish after,
@@ -65,6 +62,18 @@ type ConsumerOptions struct {
 	// delivered too often) reach neither.
 	OnStart  func(job *Job)
 	OnFinish func(job *Job, took time.Duration, err error)
+	// OnDead is called once per job that failed for good, when its dead
+	// letter is written: after its last attempt failed, after an attempt
+	// whose error wraps ErrSkipRetry, or when its entry was dead-lettered
+	// without running (malformed, unknown type, delivered too often; job
+	// then holds what could be read of the entry, its ID possibly empty).
+	// err is the handler's error, or says why the entry was refused. It
+	// counts failed jobs, where OnFinish's errors count failed attempts.
+	// It runs on the goroutine that writes outcomes, so it must be quick;
+	// it must be safe for concurrent use with the other hooks. A dead
+	// letter whose write did not complete (Redis down at Shutdown) is not
+	// reported; its job is delivered again.
+	OnDead func(job *Job, err error)
 	// Logger receives the consumer's records; job records are logged with
 	// the job's context, so they carry job_id. Nil means slog.Default().
 	Logger *slog.Logger
@@ -90,9 +99,6 @@ func (o ConsumerOptions) withDefaults() ConsumerOptions {
 	dur(&o.Backoff, DefaultBackoff)
 	dur(&o.ResultTTL, DefaultResultTTL)
 	dur(&o.Block, DefaultBlock)
-	if o.StreamMaxLen <= 0 {
-		o.StreamMaxLen = DefaultStreamMaxLen
-	}
 	if o.DeadMaxLen <= 0 {
 		o.DeadMaxLen = DefaultDeadMaxLen
 	}
@@ -206,18 +212,35 @@ func (c *Consumer) Run(ctx context.Context) error {
 	case <-c.stopRun:
 	case <-c.reader.done:
 	}
-	err := c.reader.stop(context.Background())
+	// A read in flight ends within Block, unless Redis hangs: then Run
+	// leaves it.
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.reader.o.Block+stopGrace)
+	defer cancel()
+	err := c.reader.stop(stopCtx)
 	c.workers.stopTaking()
 	if unstarted := c.held.takeWaiting(); len(unstarted) > 0 && err == nil {
-		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveBackTimeout)
-		defer cancel()
-		c.keeper.giveBack(gctx, unstarted)
+		_ = within(context.WithoutCancel(ctx), giveBackTimeout, func(ctx context.Context) error {
+			c.keeper.giveBack(ctx, unstarted)
+			return nil
+		})
 	}
 	return err
 }
 
-// giveBackTimeout bounds handing back unstarted entries when Run ends.
-const giveBackTimeout = 2 * time.Second
+// Bounds of the waits on Redis when a consumer stops, so that a hung Redis
+// cannot hold a stopping worker up.
+const (
+	// giveBackTimeout bounds handing back unstarted entries when Run ends.
+	giveBackTimeout = 2 * time.Second
+	// stopGrace is how much longer than its own bound Shutdown (or Run)
+	// waits for Redis: Shutdown returns within its context's deadline plus
+	// stopGrace, and Run within Block plus stopGrace plus giveBackTimeout
+	// of being told to stop.
+	stopGrace = time.Second
+	// stopWriteTimeout bounds recording the finished jobs' outcomes in a
+	// Shutdown whose context has no deadline.
+	stopWriteTimeout = 5 * time.Second
+)
 
 // start starts the parts that outlive Run: they run until Shutdown.
 func (c *Consumer) start(ctx context.Context) error {
@@ -242,8 +265,14 @@ func (c *Consumer) start(ctx context.Context) error {
 // If ctx ends first, the unfinished jobs are left pending in the group, not
 // acknowledged, for another worker to claim after the visibility timeout;
 // their handlers' contexts are cancelled and their outcome is not
-// recorded. Shutdown then returns an error wrapping ctx's. Calling it again
-// returns the first call's result.
+// recorded. Shutdown then returns an error wrapping ctx's.
+//
+// Shutdown returns within ctx's deadline plus a second whatever Redis
+// does: writes to a Redis that hangs are left (and their jobs, not
+// acknowledged, are delivered again), and an error says so. Without a
+// deadline it waits for the running jobs as long as they take, and for
+// Redis at most 5 seconds more. Calling it again returns the first call's
+// result.
 func (c *Consumer) Shutdown(ctx context.Context) error {
 	c.shutdownMu.Lock()
 	defer c.shutdownMu.Unlock()
@@ -274,21 +303,30 @@ func (c *Consumer) drain(ctx context.Context) error {
 		}
 	}
 	// Record what finished; an unfinished job's outcome arrives after the
-	// committer closed and is dropped, so its entry stays pending.
-	flushCtx := ctx
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		flushCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), finalFlushTimeout)
-		defer cancel()
-	}
-	if ferr := c.com.close(flushCtx); ferr != nil && err == nil {
+	// committer closed and is dropped, so its entry stays pending. Whatever
+	// Redis does, the writes and the keeper's last call are waited for only
+	// until stopDeadline.
+	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), stopDeadline(ctx))
+	defer cancel()
+	if ferr := c.com.close(wctx); ferr != nil && err == nil {
 		err = fmt.Errorf("jobs: shutdown: outcomes not recorded, their jobs stay pending: %w", ferr)
 	}
 	c.workers.cancelJobs()
-	c.keeper.stop(context.Background())
+	c.keeper.stop(wctx)
 	return err
 }
 
-// finalFlushTimeout bounds recording finished jobs when Shutdown's context
-// has already ended.
-const finalFlushTimeout = time.Second
+// stopDeadline is when Shutdown stops waiting for Redis: stopGrace after
+// ctx's deadline, or after now if ctx has ended; stopWriteTimeout after
+// now if ctx has no deadline.
+func stopDeadline(ctx context.Context) time.Time {
+	now := time.Now()
+	d, ok := ctx.Deadline()
+	switch {
+	case ctx.Err() != nil:
+		return now.Add(stopGrace)
+	case ok:
+		return d.Add(stopGrace)
+	}
+	return now.Add(stopWriteTimeout)
+}

@@ -3,10 +3,12 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -322,5 +324,57 @@ func TestHooks(t *testing.T) {
 				t.Errorf("no record of the hooks' panics; have %q", rec.Messages())
 			}
 		})
+	}
+}
+
+// TestOnDead: OnDead reports each job that failed for good, once, when its
+// dead letter is written: after its last attempt, and for entries
+// dead-lettered without running; not a failed attempt that is retried, nor
+// a success.
+func TestOnDead(t *testing.T) {
+	_, rdb := newRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, "", QueueOptions{MaxAttempts: 2})
+	type death struct{ typ, err string }
+	var (
+		mu     sync.Mutex
+		deaths = map[string][]death{}
+	)
+	o := testOptions(logtest.NewRecorder())
+	o.OnDead = func(job *Job, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		deaths[job.ID] = append(deaths[job.ID], death{job.Type, err.Error()})
+	}
+	mux := NewMux()
+	mux.HandleFunc("boom", func(context.Context, *Job) (any, error) { return nil, errors.New("boom") })
+	mux.HandleFunc("ok", func(context.Context, *Job) (any, error) { return "ok", nil })
+	startConsumer(t, rdb, "", "worker-1", mux, o)
+
+	failing := enqueue(t, q, "boom", nil)
+	fine := enqueue(t, q, "ok", nil)
+	rdb.XAdd(ctx, &redis.XAddArgs{Stream: "jobs:default", Values: []string{"id", "nope.1", "type", "nope", "payload", "{}"}})
+	rdb.XAdd(ctx, &redis.XAddArgs{Stream: "jobs:default", Values: []string{"id", "bad.1", "payload", "{}"}})
+	waitStatus(t, q, failing.ID, StatusFailed)
+	waitStatus(t, q, fine.ID, StatusSucceeded)
+	waitFor(t, "three dead letters reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(deaths) == 3
+	})
+	want := map[string]death{
+		failing.ID: {"boom", "boom"},
+		"nope.1":   {"nope", `unknown job type "nope": no handler registered`},
+		"bad.1":    {"", `malformed entry: jobs: field "type": missing`},
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, w := range want {
+		if got := deaths[id]; len(got) != 1 || got[0] != w {
+			t.Errorf("OnDead for %s: %v, want once with %v", id, got, w)
+		}
+	}
+	if len(deaths) != len(want) {
+		t.Errorf("OnDead calls: %v, want %v", deaths, want)
 	}
 }

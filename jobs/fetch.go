@@ -17,8 +17,10 @@ type delivery struct {
 	bad        error          // why the entry is malformed
 	handler    Handler
 	deliveries int64     // times Redis delivered the entry, this time included
+	presumed   int       // the attempt number if every earlier delivery ran: the poison check's
 	fetched    time.Time // when it was read, for handing back stale prefetches
 	started    bool      // a worker took it; guarded by the ledger's lock
+	taken      bool      // started, and another consumer owns it now; guarded by the ledger's lock
 }
 
 // reader fills the ledger while Run runs: first entries whose worker died
@@ -157,7 +159,7 @@ func (r *reader) read(ctx context.Context, n int, block time.Duration) ([]*deliv
 	var ds []*delivery
 	for _, s := range streams {
 		for _, m := range s.Messages {
-			ds = append(ds, r.newDelivery(m, 1))
+			ds = append(ds, r.newDelivery(m, 1, -1))
 		}
 	}
 	return ds, nil
@@ -165,7 +167,9 @@ func (r *reader) read(ctx context.Context, n int, block time.Duration) ([]*deliv
 
 // claim takes over up to n entries idle longer than the visibility timeout:
 // their worker died, or gave them back. Their delivery counts come with
-// them, so a job that kills every worker running it is caught.
+// them, so a job that kills every worker running it is caught; and so do
+// the attempts their hashes say started, so a job its worker read ahead
+// and never started runs as the same attempt.
 func (r *reader) claim(ctx context.Context, n int) ([]*delivery, error) {
 	msgs, next, deleted, err := r.rdb.XAutoClaimWithDeleted(ctx, &redis.XAutoClaimArgs{
 		Stream: r.keys.stream, Group: Group, Consumer: r.name,
@@ -176,30 +180,39 @@ func (r *reader) claim(ctx context.Context, n int) ([]*delivery, error) {
 	}
 	r.claimCursor = next
 	if len(deleted) > 0 {
-		r.log.WarnContext(ctx, "pending jobs were trimmed from the stream before they finished; raise StreamMaxLen",
+		r.log.WarnContext(ctx, "pending jobs were deleted from the stream before they finished (by hand, or by a producer that trims it)",
 			"count", len(deleted))
 	}
 	if len(msgs) == 0 {
 		return nil, nil
 	}
 	counts := make([]*redis.XPendingExtCmd, len(msgs))
+	started := make([]*redis.StringCmd, len(msgs))
 	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, m := range msgs {
 			counts[i] = p.XPendingExt(ctx, &redis.XPendingExtArgs{
 				Stream: r.keys.stream, Group: Group, Start: m.ID, End: m.ID, Count: 1,
 			})
+			if id, ok := m.Values[fieldID].(string); ok && id != "" && len(id) <= maxIDLen {
+				started[i] = p.HGet(ctx, jobKey(id), fieldAttempts)
+			}
 		}
 		return nil
 	})
 	ds := make([]*delivery, len(msgs))
 	for i, m := range msgs {
-		n := int64(1)
+		n, runs := int64(1), -1
 		if p := counts[i].Val(); len(p) == 1 {
 			n = p[0].RetryCount
 		}
-		ds[i] = r.newDelivery(m, n)
+		if started[i] != nil {
+			if v, err := started[i].Int(); err == nil {
+				runs = v
+			}
+		}
+		ds[i] = r.newDelivery(m, n, runs)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		// The entries are ours now; without their counts they run as claimed.
 		r.log.WarnContext(ctx, "claimed jobs' delivery counts unknown", "error", err)
 	}
@@ -207,21 +220,29 @@ func (r *reader) claim(ctx context.Context, n int) ([]*delivery, error) {
 	return ds, nil
 }
 
-// newDelivery decodes an entry delivered n times.
-func (r *reader) newDelivery(m redis.XMessage, n int64) *delivery {
+// newDelivery decodes an entry delivered n times, of a job whose hash says
+// runs attempts started (-1: unknown).
+//
+// The attempt a run is is the entry's attempt field, unless the job's hash
+// says a run of this entry started already: an earlier delivery ended with
+// its worker mid-run, and this is the next attempt. A delivery read ahead
+// by a worker that stopped before starting it is no attempt.
+func (r *reader) newDelivery(m redis.XMessage, n int64, runs int) *delivery {
 	d := &delivery{streamID: m.ID, values: m.Values, deliveries: n, fetched: r.clock.Now()}
 	job, err := decode(m.Values)
 	if err != nil {
 		d.bad = err
-	} else {
-		job.Queue = r.queue
-		if job.MaxAttempts == 0 {
-			job.MaxAttempts = r.o.MaxAttempts
-		}
-		// A redelivery is a new attempt: the last one ended with its worker.
-		job.Attempt += int(n - 1)
-		d.job = job
+		return d
 	}
+	job.Queue = r.queue
+	if job.MaxAttempts == 0 {
+		job.MaxAttempts = r.o.MaxAttempts
+	}
+	d.presumed = job.Attempt + int(n-1)
+	if n > 1 && runs >= job.Attempt {
+		job.Attempt = runs + 1
+	}
+	d.job = job
 	return d
 }
 
@@ -246,7 +267,7 @@ func (r *reader) accept(ctx context.Context, ds []*delivery) {
 		if d.job != nil {
 			attempts = d.job.Attempt - 1 // the ones that ran
 		}
-		dead = append(dead, op{kind: opDead, d: d, at: now, err: reason, attempts: attempts})
+		dead = append(dead, op{kind: opDead, d: d, at: now, err: reason, cause: errors.New(reason), attempts: attempts})
 	}
 	r.held.add(ds, run)
 	for _, o := range dead {
@@ -260,7 +281,10 @@ func (r *reader) refuse(d *delivery) string {
 	switch {
 	case d.job == nil:
 		return "malformed entry: " + d.bad.Error()
-	case d.job.Attempt > d.job.MaxAttempts && d.deliveries > 1:
+	case d.presumed > d.job.MaxAttempts && d.deliveries > 1:
+		// Its runs may have killed their workers before they were
+		// recorded: count every delivery as one.
+		d.job.Attempt = d.presumed
 		return fmt.Sprintf("delivered %d times without finishing (the workers running it stopped); %d attempts allowed, not run again",
 			d.deliveries, d.job.MaxAttempts)
 	case d.job.Attempt > d.job.MaxAttempts:
@@ -281,8 +305,18 @@ func (d *delivery) jobID() string {
 		return d.job.ID
 	}
 	id, _ := d.values[fieldID].(string)
-	if len(id) > 200 {
+	if len(id) > maxIDLen {
 		return ""
 	}
 	return id
+}
+
+// deadJob returns d's job for OnDead: for a malformed entry, what could be
+// read of it.
+func (d *delivery) deadJob(queue string) *Job {
+	if d.job != nil {
+		return d.job
+	}
+	typ, _ := d.values[fieldType].(string)
+	return &Job{ID: d.jobID(), Type: truncate(typ, maxTypeLen), Queue: queue}
 }

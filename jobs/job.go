@@ -94,8 +94,8 @@ type Info struct {
 	ID          string          `json:"id"`
 	Type        string          `json:"type"`
 	Queue       string          `json:"queue"`
-	Status      string          `json:"status"` // StatusQueued, ...
-	Attempts    int             `json:"attempts"`
+	Status      string          `json:"status"`   // StatusQueued, ...
+	Attempts    int             `json:"attempts"` // runs started so far; a delivery read ahead and never started is none
 	MaxAttempts int             `json:"max_attempts"`
 	Result      json.RawMessage `json:"result,omitempty"` // when succeeded
 	Error       string          `json:"error,omitempty"`  // the last attempt's error, while retrying or failed
@@ -209,13 +209,49 @@ func checkType(typ string) error {
 	if len(typ) > maxTypeLen {
 		return fmt.Errorf("job type %.20q...: longer than %d bytes", typ, maxTypeLen)
 	}
-	for i, c := range []byte(typ) {
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
-			return fmt.Errorf("job type %q: want letters, digits, '.', '_' or '-', starting with a letter or digit", typ)
+	if !wordChars(typ) {
+		return fmt.Errorf("job type %q: want letters, digits, '.', '_' or '-', starting with a letter or digit", typ)
+	}
+	return nil
+}
+
+// checkID accepts a caller-chosen job id: what NewID makes, and any other
+// 1 to 200 letters, digits, '.', '_' and '-', starting with a letter or
+// digit, so that it is safe in a key and a URL path.
+func checkID(id string) error {
+	if len(id) > maxIDLen {
+		return fmt.Errorf("job id %.20q...: longer than %d bytes", id, maxIDLen)
+	}
+	if id == "" || !wordChars(id) {
+		return fmt.Errorf("job id %q: want letters, digits, '.', '_' or '-', starting with a letter or digit", id)
+	}
+	return nil
+}
+
+// checkIdempotencyKey accepts "" (none) and up to 255 bytes of printable
+// ASCII, what an HTTP header carries.
+func checkIdempotencyKey(key string) error {
+	if len(key) > maxIdempotencyKeyLen {
+		return fmt.Errorf("idempotency key of %d bytes: more than %d", len(key), maxIdempotencyKeyLen)
+	}
+	for _, c := range []byte(key) {
+		if c < 0x20 || c > 0x7e {
+			return fmt.Errorf("idempotency key %q: want printable ASCII", key)
 		}
 	}
 	return nil
+}
+
+// wordChars reports whether s is letters, digits, '.', '_' and '-',
+// starting with a letter or digit.
+func wordChars(s string) bool {
+	for i, c := range []byte(s) {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // idRandomLen is the length of an id's random part: 12 base36 characters,
@@ -226,8 +262,11 @@ const idRandomLen = 12
 // pow36 is 36^idRandomLen.
 const pow36 = 4738381338321616896
 
-// newID returns "<typ>.<12 random base36 characters>".
-func newID(typ string) string {
+// NewID returns a new job id for a job of type typ: "<typ>.<12 random
+// base36 characters>", e.g. "browser.navigate.k3f9x2m7q1za". A producer
+// that wants to know a job's id before it is queued (to look it up after
+// a lost answer) passes one as EnqueueOptions.ID.
+func NewID(typ string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
 	s := strconv.FormatUint(binary.LittleEndian.Uint64(b[:])%pow36, 36)

@@ -45,7 +45,8 @@ func (k *keeper) start(ctx context.Context) {
 	go k.loop(ctx)
 }
 
-// stop ends the loop and waits for it until ctx ends.
+// stop ends the loop and waits for it until ctx ends; a call to Redis in
+// flight then finishes on its own.
 func (k *keeper) stop(ctx context.Context) {
 	k.cancel()
 	waitDone(ctx, k.done)
@@ -66,6 +67,7 @@ func (k *keeper) loop(ctx context.Context) {
 	now := k.clock.Now()
 	nextLease, nextPromote := now.Add(k.o.VisibilityTimeout/3), now
 	for {
+		now = k.clock.Now()
 		next := nextLease
 		if nextPromote.Before(next) {
 			next = nextPromote
@@ -99,7 +101,9 @@ func (k *keeper) loop(ctx context.Context) {
 // no other worker claims a job that is running, waiting here, or whose
 // outcome is being written. An entry another worker claimed anyway (this
 // one was cut off from Redis longer than the visibility timeout) is
-// dropped if it has not started.
+// dropped if it has not started; if it has, it may run twice, and that is
+// worth a warning. An entry acknowledged while the renewal ran (its
+// outcome was written meanwhile) is no one's, and no concern.
 func (k *keeper) renewLeases(ctx context.Context) {
 	lost, err := k.lease(ctx, k.held.ids(), 0, 0)
 	if err != nil {
@@ -109,9 +113,13 @@ func (k *keeper) renewLeases(ctx context.Context) {
 	if len(lost) == 0 {
 		return
 	}
-	dropped, _ := k.held.lost(lost)
-	k.log.WarnContext(ctx, "another worker claimed jobs this one holds; unstarted ones are dropped, running ones may run twice",
-		"claimed", len(lost), "dropped", len(dropped))
+	dropped, started := k.held.lost(lost)
+	if len(dropped) > 0 {
+		k.log.InfoContext(ctx, "another worker claimed jobs read ahead here; dropped them", "count", len(dropped))
+	}
+	if started > 0 {
+		k.log.WarnContext(ctx, "another worker claimed jobs this one started; they may run twice", "count", started)
+	}
 }
 
 // giveBackStale hands back the entries that waited longer than half the
@@ -165,7 +173,7 @@ func (k *keeper) lease(ctx context.Context, ids []string, idle time.Duration, co
 func (k *keeper) promote(ctx context.Context) time.Duration {
 	now := k.clock.Now()
 	res, err := promoteScript.Run(ctx, k.rdb, []string{k.keys.retry, k.keys.stream, k.keys.dead},
-		now.UnixMilli(), k.o.StreamMaxLen, k.o.DeadMaxLen, promoteLimit).Slice()
+		now.UnixMilli(), k.o.DeadMaxLen, promoteLimit).Slice()
 	if err != nil {
 		k.redis.failed(ctx, "promote retries", err)
 		return k.o.Block

@@ -166,8 +166,8 @@ func (l *ledger) ids() []string {
 
 // lost handles entries another consumer owns now: those still waiting here
 // are dropped, and returned; started counts those this consumer started
-// (running, or their outcome being written), which may run twice. Entries
-// no longer held are ignored.
+// (running, or their outcome being written), which may run twice, each
+// once. Entries no longer held are ignored.
 func (l *ledger) lost(ids []string) (dropped []*delivery, started int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -175,8 +175,9 @@ func (l *ledger) lost(ids []string) (dropped []*delivery, started int) {
 	for _, id := range ids {
 		d, ok := l.held[id]
 		switch {
-		case !ok:
+		case !ok, d.taken:
 		case d.started:
+			d.taken = true
 			started++
 		default:
 			gone[id] = true

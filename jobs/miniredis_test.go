@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,15 +22,16 @@ func TestMiniredis(t *testing.T) {
 	q := NewQueue(rdb, "", QueueOptions{MaxAttempts: 2})
 	rec := logtest.NewRecorder()
 	o := testOptions(rec)
-	// Renewals every 170ms leave a loaded test machine 330ms of slack.
-	o.VisibilityTimeout = 500 * time.Millisecond
+	// Renewals every 500ms leave a loaded test machine (the race detector,
+	// other test binaries) a second of slack: 330ms was not always enough.
+	o.VisibilityTimeout = 1500 * time.Millisecond
 	var longRuns atomic.Int32
 	mux := NewMux()
 	Builtins(mux, nil)
 	mux.HandleFunc("long", func(ctx context.Context, _ *Job) (any, error) {
 		longRuns.Add(1)
-		select { // the job's own work: several visibility timeouts
-		case <-time.After(4 * o.VisibilityTimeout):
+		select { // the job's own work: two visibility timeouts, four claims by the idle worker
+		case <-time.After(2 * o.VisibilityTimeout):
 			return "done", nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -42,6 +44,21 @@ func TestMiniredis(t *testing.T) {
 		info := waitStatus(t, q, enqueue(t, q, "echo", map[string]string{"hi": "there"}).ID, StatusSucceeded)
 		if !jsonEqual(t, info.Result, []byte(`{"hi":"there"}`)) || info.Attempts != 1 {
 			t.Errorf("Info = %+v, want the payload back after one attempt", info)
+		}
+	})
+	t.Run("idempotent enqueue, backlog limit", func(t *testing.T) {
+		small := NewQueue(rdb, "small", QueueOptions{MaxBacklog: 1})
+		ctx := context.Background()
+		first, _, err := small.EnqueueWith(ctx, "echo", nil, EnqueueOptions{IdempotencyKey: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, existed, err := small.EnqueueWith(ctx, "echo", nil, EnqueueOptions{IdempotencyKey: "k"})
+		if err != nil || !existed || again.ID != first.ID {
+			t.Errorf("EnqueueWith again = %+v, %v, %v; want %s, existed", again, existed, err, first.ID)
+		}
+		if _, err := small.Enqueue(ctx, "echo", nil); !errors.Is(err, ErrBacklogFull) {
+			t.Errorf("Enqueue past MaxBacklog 1 = %v, want ErrBacklogFull", err)
 		}
 	})
 	t.Run("retry then dead letter", func(t *testing.T) {
@@ -86,7 +103,7 @@ func TestMiniredis(t *testing.T) {
 	})
 	t.Run("stats", func(t *testing.T) {
 		st, err := q.Stats(context.Background())
-		if err != nil || st != (Stats{DeadLetters: 1}) {
+		if err != nil || st != (Stats{DeadLetters: 1, MaxBacklog: DefaultMaxBacklog}) {
 			t.Errorf("Stats = %+v, %v; want only the dead letter: %v", st, err, deadEntries(t, rdb, "default"))
 		}
 	})

@@ -77,6 +77,28 @@ func retryWait(n int) time.Duration {
 	return min(d, most)
 }
 
+// within runs fn with a context that ends when ctx does or after d, and
+// returns when fn does or when that context ends, whichever comes first.
+// A go-redis client may not notice a context's end while it waits on a
+// hung server (unless ContextTimeoutEnabled, its socket deadlines come
+// from its own options), so fn may outlive the call; what it returns then
+// is dropped. This is how a wait on the shutdown path stays bounded
+// whatever Redis does.
+func within(ctx context.Context, d time.Duration, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	done := make(chan error, 1)
+	go func() {
+		defer cancel()
+		done <- fn(ctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // waitDone waits until done is closed or ctx ends, and reports whether done
 // was closed.
 func waitDone(ctx context.Context, done <-chan struct{}) bool {

@@ -155,7 +155,7 @@ func (p *processor) record(ctx context.Context, d *delivery, result []byte, err 
 	case errors.Is(err, ErrSkipRetry) || job.Attempt >= job.MaxAttempts:
 		p.log.ErrorContext(ctx, "job failed; dead-lettered", "type", job.Type, "attempt", job.Attempt,
 			"max_attempts", job.MaxAttempts, "took", took, "error", err)
-		o.kind, o.err = opDead, truncate(err.Error(), maxErrorLen)
+		o.kind, o.err, o.cause = opDead, truncate(err.Error(), maxErrorLen), err
 	default:
 		wait := p.backoff(job.Attempt)
 		p.log.WarnContext(ctx, "job failed; will retry", "type", job.Type, "attempt", job.Attempt,

@@ -14,11 +14,13 @@ import (
 
 // Defaults of QueueOptions and ConsumerOptions.
 const (
-	DefaultQueue        = "default"
-	DefaultMaxAttempts  = 3
-	DefaultResultTTL    = 24 * time.Hour
-	DefaultStreamMaxLen = 100000
-	DefaultDeadMaxLen   = 10000
+	DefaultQueue       = "default"
+	DefaultMaxAttempts = 3
+	DefaultResultTTL   = 24 * time.Hour
+	// DefaultMaxBacklog is the default QueueOptions.MaxBacklog: at 100 jobs
+	// a second with no worker taking them, about 17 minutes of intake.
+	DefaultMaxBacklog = 100000
+	DefaultDeadMaxLen = 10000
 )
 
 // Group is the consumer group every worker of a queue reads in.
@@ -27,6 +29,12 @@ const Group = "workers"
 // ErrNotFound is returned by Get for a job id Redis does not know: never
 // enqueued, or its hash expired.
 var ErrNotFound = errors.New("jobs: job not found")
+
+// ErrBacklogFull is returned (wrapped) by Enqueue and EnqueueWith when the
+// queue already holds QueueOptions.MaxBacklog jobs waiting, running or
+// waiting for a retry: the job is not queued, and nothing is written. A
+// producer tries again later (the bot answers 429).
+var ErrBacklogFull = errors.New("jobs: backlog full")
 
 // keys are a queue's Redis keys.
 type keys struct {
@@ -40,6 +48,9 @@ func keysFor(queue string) keys {
 	return keys{stream: s, dead: s + ":dead", retry: s + ":retry"}
 }
 
+// idempotencyKey is the key that maps an idempotency key to its job's id.
+func (k keys) idempotencyKey(key string) string { return k.stream + ":idempotency:" + key }
+
 // jobKey is the key of a job's hash.
 func jobKey(id string) string { return "job:" + id }
 
@@ -49,13 +60,16 @@ type QueueOptions struct {
 	// MaxAttempts is how often a job runs before it is dead-lettered.
 	// Default 3.
 	MaxAttempts int
-	// ResultTTL is how long a job's hash lives after its last change.
-	// Default 24h.
+	// ResultTTL is how long a job's hash lives after its last change, and
+	// how long an idempotency key is remembered. Default 24h.
 	ResultTTL time.Duration
-	// StreamMaxLen caps the stream, approximately (MAXLEN ~). Finished jobs
-	// leave the stream, so this bounds the backlog; beyond it the oldest
-	// waiting jobs are dropped. Default 100000.
-	StreamMaxLen int64
+	// MaxBacklog is how many jobs the queue holds at most: waiting,
+	// running, or waiting for a retry (the stream's length plus the retry
+	// set's). Enqueue checks it before accepting a job, atomically with
+	// adding it, and returns ErrBacklogFull beyond it. Waiting jobs are
+	// never trimmed; finished ones leave the stream. Default 100000
+	// (DefaultMaxBacklog).
+	MaxBacklog int64
 	// Clock is the time source of timestamps; nil means the wall clock.
 	Clock Clock
 }
@@ -67,8 +81,8 @@ func (o QueueOptions) withDefaults() QueueOptions {
 	if o.ResultTTL <= 0 {
 		o.ResultTTL = DefaultResultTTL
 	}
-	if o.StreamMaxLen <= 0 {
-		o.StreamMaxLen = DefaultStreamMaxLen
+	if o.MaxBacklog <= 0 {
+		o.MaxBacklog = DefaultMaxBacklog
 	}
 	if o.Clock == nil {
 		o.Clock = realClock{}
@@ -96,50 +110,121 @@ func NewQueue(rdb redis.UniversalClient, name string, o QueueOptions) *Queue {
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
 
+// EnqueueOptions are the options of one EnqueueWith. The zero value
+// enqueues as Enqueue does.
+type EnqueueOptions struct {
+	// ID is the job's id, chosen by the caller so that it knows the id
+	// before the call: if the answer is lost (a timeout), it can look the
+	// job up. It must be 1 to 200 letters, digits, '.', '_' or '-',
+	// starting with a letter or digit; NewID makes one. If a job with this
+	// id exists, nothing is queued and EnqueueWith returns that job.
+	// Empty means NewID(typ).
+	ID string
+	// IdempotencyKey makes a retried submission return the first one's
+	// job instead of queueing a second: the first call with a key records
+	// key -> job id for ResultTTL, and a later call with the same key (in
+	// the same queue) returns that job, whatever its type and payload.
+	// At most 255 bytes of printable ASCII. Empty means none.
+	IdempotencyKey string
+}
+
+// Limits of EnqueueOptions.
+const (
+	maxIDLen             = 200
+	maxIdempotencyKeyLen = 255
+)
+
 // Enqueue adds a job of type typ; payload is marshalled with encoding/json
-// (a json.RawMessage is used as it is). It costs one round trip: the job's
-// hash (status queued) and its stream entry are written in one MULTI/EXEC,
-// so a worker never sees a job without its hash.
+// (a json.RawMessage is used as it is). It is EnqueueWith with no options.
 func (q *Queue) Enqueue(ctx context.Context, typ string, payload any) (Info, error) {
+	info, _, err := q.EnqueueWith(ctx, typ, payload, EnqueueOptions{})
+	return info, err
+}
+
+// EnqueueWith adds a job of type typ, as Enqueue does, and reports whether
+// it existed already: a job with o.ID, or the job o.IdempotencyKey was
+// first given to. Then nothing is queued, and the Info is that job's. It
+// costs one round trip (two when the job existed): one Lua script checks
+// the idempotency key, the backlog limit (ErrBacklogFull) and the id, then
+// writes the job's hash (status queued), its stream entry and the key, so a
+// worker never sees a job without its hash.
+//
+// An error other than a refusal (ErrBacklogFull, a bad type, payload or
+// option) leaves it unknown whether the job was queued: a script sent
+// before a timeout may still run. The caller that chose o.ID can then look
+// the job up with Get, or submit again with the same ID or key.
+func (q *Queue) EnqueueWith(ctx context.Context, typ string, payload any, o EnqueueOptions) (Info, bool, error) {
 	if err := checkType(typ); err != nil {
-		return Info{}, fmt.Errorf("jobs: enqueue: %w", err)
+		return Info{}, false, fmt.Errorf("jobs: enqueue: %w", err)
+	}
+	data, err := check(payload, o)
+	if err != nil {
+		return Info{}, false, fmt.Errorf("jobs: enqueue %s: %w", typ, err)
+	}
+	// As the hash keeps it, so that Get answers the same.
+	now := time.UnixMilli(q.o.Clock.Now().UnixMilli()).UTC()
+	info := Info{
+		ID: cmp.Or(o.ID, NewID(typ)), Type: typ, Queue: q.name, Status: StatusQueued,
+		MaxAttempts: q.o.MaxAttempts, CreatedAt: now, UpdatedAt: now,
+	}
+	keys, args := q.enqueueArgs(info, data, o.IdempotencyKey)
+	res, err := enqueueScript.Run(ctx, q.rdb, keys, args...).Slice()
+	if err != nil {
+		return Info{}, false, fmt.Errorf("jobs: enqueue %s %s: %w", typ, info.ID, err)
+	}
+	outcome, _ := res[0].(int64)
+	switch outcome {
+	case enqueueQueued:
+		return info, false, nil
+	case enqueueFull:
+		n, _ := res[1].(int64)
+		return Info{}, false, fmt.Errorf("jobs: enqueue %s: %w: %d jobs waiting or running, limit %d", typ, ErrBacklogFull, n, q.o.MaxBacklog)
+	case enqueueExists:
+		id, _ := res[1].(string)
+		existing, err := q.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) { // expired between the script and now
+			return Info{ID: id, Queue: q.name}, true, nil
+		}
+		if err != nil {
+			return Info{ID: id, Queue: q.name}, true, fmt.Errorf("jobs: enqueue %s: the job exists: %w", typ, err)
+		}
+		return existing, true, nil
+	}
+	return Info{}, false, fmt.Errorf("jobs: enqueue %s: unexpected reply %v", typ, res)
+}
+
+// check validates the options and the payload and returns the payload's
+// JSON.
+func check(payload any, o EnqueueOptions) ([]byte, error) {
+	if o.ID != "" {
+		if err := checkID(o.ID); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkIdempotencyKey(o.IdempotencyKey); err != nil {
+		return nil, err
 	}
 	data, err := json.Marshal(payload)
 	if err != nil {
-		return Info{}, fmt.Errorf("jobs: enqueue %s: payload: %w", typ, err)
+		return nil, fmt.Errorf("payload: %w", err)
 	}
 	if len(data) > MaxPayloadSize {
-		return Info{}, fmt.Errorf("jobs: enqueue %s: payload of %d bytes: more than %d", typ, len(data), MaxPayloadSize)
+		return nil, fmt.Errorf("payload of %d bytes: more than %d", len(data), MaxPayloadSize)
 	}
-	now := q.o.Clock.Now()
-	info := Info{
-		ID: newID(typ), Type: typ, Queue: q.name, Status: StatusQueued,
-		MaxAttempts: q.o.MaxAttempts, CreatedAt: now, UpdatedAt: now,
-	}
-	_, err = q.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		q.enqueue(ctx, p, info, data)
-		return nil
-	})
-	if err != nil {
-		return Info{}, fmt.Errorf("jobs: enqueue %s: %w", typ, err)
-	}
-	return info, nil
+	return data, nil
 }
 
-// enqueue queues the commands that add the job info describes.
-func (q *Queue) enqueue(ctx context.Context, p redis.Pipeliner, info Info, payload []byte) {
-	key, ts := jobKey(info.ID), formatUnix(info.CreatedAt)
-	p.HSet(ctx, key,
-		fieldID, info.ID, fieldType, info.Type, fieldQueue, info.Queue, fieldStatus, info.Status,
-		fieldAttempts, 0, fieldMaxAttempts, info.MaxAttempts, fieldCreatedAt, ts, fieldUpdatedAt, ts)
-	p.Expire(ctx, key, q.o.ResultTTL)
-	p.XAdd(ctx, &redis.XAddArgs{
-		Stream: q.keys.stream, MaxLen: q.o.StreamMaxLen, Approx: true,
-		Values: []any{
-			fieldID, info.ID, fieldType, info.Type, fieldPayload, payload,
-			fieldAttempt, 1, fieldMaxAttempts, info.MaxAttempts, fieldEnqueuedAt, ts,
-		},
-	})
+// enqueueArgs returns the keys and arguments of enqueueScript for the job
+// info describes, with idempotency key idem ("" for none).
+func (q *Queue) enqueueArgs(info Info, payload []byte, idem string) ([]string, []any) {
+	keys := []string{q.keys.stream, q.keys.retry, jobKey(info.ID)}
+	if idem != "" {
+		keys = append(keys, q.keys.idempotencyKey(idem))
+	}
+	return keys, []any{
+		q.o.MaxBacklog, q.o.ResultTTL.Milliseconds(),
+		info.ID, info.Type, info.Queue, info.MaxAttempts, formatUnix(info.CreatedAt), payload,
+	}
 }
 
 // Get returns what the job's hash says; ErrNotFound if there is none.
@@ -182,6 +267,11 @@ type Stats struct {
 	Retrying int64 `json:"retrying"`
 	// DeadLetters counts the entries of the dead-letter stream.
 	DeadLetters int64 `json:"dead_letters"`
+	// Backlog counts what MaxBacklog limits: Length plus Retrying.
+	Backlog int64 `json:"backlog"`
+	// MaxBacklog is the queue's limit (QueueOptions.MaxBacklog): Enqueue
+	// refuses jobs while Backlog is at it.
+	MaxBacklog int64 `json:"max_backlog"`
 }
 
 // Stats reads the queue's counts in one round trip.
@@ -215,5 +305,6 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return Stats{}, fmt.Errorf("jobs: stats of %s: %w", q.name, err)
 	}
+	st.Backlog, st.MaxBacklog = st.Length+st.Retrying, q.o.MaxBacklog
 	return st, nil
 }

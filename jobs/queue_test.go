@@ -62,6 +62,7 @@ func TestEnqueueRefuses(t *testing.T) {
 		name    string
 		typ     string
 		payload any
+		o       EnqueueOptions
 		want    string
 	}{
 		{name: "empty type", typ: "", want: "empty job type"},
@@ -70,12 +71,17 @@ func TestEnqueueRefuses(t *testing.T) {
 		{name: "long type", typ: strings.Repeat("a", maxTypeLen+1), want: "longer than 100 bytes"},
 		{name: "payload not marshallable", typ: "echo", payload: func() {}, want: "payload: json: unsupported type"},
 		{name: "payload too large", typ: "echo", payload: strings.Repeat("x", MaxPayloadSize), want: "more than 1048576"},
+		{name: "id with a space", typ: "echo", o: EnqueueOptions{ID: "echo 1"}, want: `job id "echo 1"`},
+		{name: "id with a colon", typ: "echo", o: EnqueueOptions{ID: "job:echo.1"}, want: `job id "job:echo.1"`},
+		{name: "long id", typ: "echo", o: EnqueueOptions{ID: strings.Repeat("a", maxIDLen+1)}, want: "longer than 200 bytes"},
+		{name: "idempotency key with a newline", typ: "echo", o: EnqueueOptions{IdempotencyKey: "a\nb"}, want: "want printable ASCII"},
+		{name: "long idempotency key", typ: "echo", o: EnqueueOptions{IdempotencyKey: strings.Repeat("k", 256)}, want: "more than 255"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := q.Enqueue(context.Background(), tt.typ, tt.payload)
+			_, _, err := q.EnqueueWith(context.Background(), tt.typ, tt.payload, tt.o)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Enqueue = %v, want an error containing %q", err, tt.want)
+				t.Errorf("EnqueueWith = %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
@@ -96,8 +102,8 @@ func TestStats(t *testing.T) {
 	_, rdb := newRedis(t)
 	ctx := context.Background()
 	q := NewQueue(rdb, "", QueueOptions{})
-	if st, err := q.Stats(ctx); err != nil || st != (Stats{}) {
-		t.Errorf("Stats of a new queue = %+v, %v; want zeros", st, err)
+	if st, err := q.Stats(ctx); err != nil || st != (Stats{MaxBacklog: DefaultMaxBacklog}) {
+		t.Errorf("Stats of a new queue = %+v, %v; want zeros and the default limit", st, err)
 	}
 	for range 3 {
 		enqueue(t, q, "echo", nil)
@@ -110,23 +116,9 @@ func TestStats(t *testing.T) {
 	rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: Group, Consumer: "worker-a", Streams: []string{"jobs:default", ">"}, Count: 1, Block: -1})
 	rdb.ZAdd(ctx, "jobs:default:retry", redis.Z{Score: 1, Member: "[]"})
 	rdb.XAdd(ctx, &redis.XAddArgs{Stream: "jobs:default:dead", Values: []string{"error", "x"}})
-	want := Stats{Length: 3, Pending: 1, Retrying: 1, DeadLetters: 1}
+	want := Stats{Length: 3, Pending: 1, Retrying: 1, DeadLetters: 1, Backlog: 4, MaxBacklog: DefaultMaxBacklog}
 	if st, err := q.Stats(ctx); err != nil || st != want {
 		t.Errorf("Stats = %+v, %v; want %+v", st, err, want)
-	}
-}
-
-func TestStreamBounded(t *testing.T) {
-	_, rdb := newRedis(t)
-	ctx := context.Background()
-	q := NewQueue(rdb, "", QueueOptions{StreamMaxLen: 10})
-	for range 500 {
-		enqueue(t, q, "echo", nil)
-	}
-	// MAXLEN ~ trims whole nodes (100 entries by default), so the stream
-	// keeps somewhat more than 10.
-	if n := rdb.XLen(ctx, "jobs:default").Val(); n > 200 {
-		t.Errorf("XLEN = %d after 500 jobs with StreamMaxLen 10, want it trimmed", n)
 	}
 }
 

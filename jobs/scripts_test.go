@@ -74,6 +74,12 @@ func TestLeaseScript(t *testing.T) {
 			if err != nil || len(claimed) != 1 {
 				t.Errorf("XAUTOCLAIM after give-back = %v, %v; want the entry", claimed, err)
 			}
+			// Acknowledged (its outcome written while a renewal ran), the
+			// entry is no one's: not reported as lost to another worker.
+			rdb.XAck(ctx, "jobs:default", Group, id)
+			if lost, err := c.keeper.lease(ctx, []string{id}, 0, 0); err != nil || len(lost) != 0 {
+				t.Errorf("lease of an acknowledged entry: lost %v, %v; want none", lost, err)
+			}
 		})
 	}
 }
