@@ -23,6 +23,8 @@ var ErrStopped = errors.New("heartbeat: stopped")
 const (
 	DefaultInterval     = 30 * time.Second
 	DefaultStreamMaxLen = 10000
+	// DefaultMinGap is the default of Options.MinGap.
+	DefaultMinGap = time.Second
 	// MinInterval is the shortest Interval New accepts: beat times are
 	// written to the millisecond, and faster beats only load Redis.
 	MinInterval = 100 * time.Millisecond
@@ -51,6 +53,18 @@ type Options struct {
 	// goroutine and must be safe for concurrent use with the worker.
 	// WorkerID must stay the same for the Beater's life.
 	Report func() Status
+	// MinGap is the shortest time between a beat and one that TriggerSoon
+	// asks for: busy/idle flips coalesce into at most one extra beat per
+	// MinGap, whatever the job rate, and the job counters ride on it.
+	// Trigger (lifecycle changes) and the interval's beats do not wait for
+	// it. Default 1s (DefaultMinGap).
+	MinGap time.Duration
+	// StateIndex makes every beat also keep the derived keys StatesKey and
+	// DeadlineKey (docs/wire-format.md, "Derived keys"), with which a
+	// reader counts and pages a fleet of many thousand workers without
+	// reading every hash. Default false: a beat writes the three keys of
+	// the wire format only. The worker package turns it on.
+	StateIndex bool
 	// Clock is the time source; nil means the wall clock.
 	Clock Clock
 	// Logger receives the outage warning and recovery line; nil means
@@ -82,6 +96,12 @@ func (o Options) withDefaults() (Options, error) {
 	case o.StreamMaxLen < 0:
 		return o, fmt.Errorf("heartbeat: Options.StreamMaxLen %d: want a positive length", o.StreamMaxLen)
 	}
+	switch {
+	case o.MinGap == 0:
+		o.MinGap = DefaultMinGap
+	case o.MinGap < 0:
+		return o, fmt.Errorf("heartbeat: Options.MinGap %v: want a positive duration", o.MinGap)
+	}
 	if o.Clock == nil {
 		o.Clock = clock.Real
 	}
@@ -91,15 +111,17 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// A Beater writes a worker's heartbeat to Redis every interval, and at once
-// when Trigger reports a state change. Its methods are safe for concurrent
-// use.
+// A Beater writes a worker's heartbeat to Redis every interval, at once
+// when Trigger reports a lifecycle change, and at most once per MinGap more
+// when TriggerSoon reports a busy/idle flip. Its methods are safe for
+// concurrent use.
 type Beater struct {
 	rdb     redis.UniversalClient
 	o       Options
 	log     *slog.Logger
 	timeout time.Duration // bound of one beat's round trip
 	trigger chan struct{} // capacity 1: triggers coalesce
+	soon    chan struct{} // capacity 1: TriggerSoon's, coalesced likewise
 
 	failures atomic.Uint64
 
@@ -115,6 +137,7 @@ type Beater struct {
 	// Owned by the loop goroutine.
 	consecutive int       // failed attempts since the last success
 	outageStart time.Time // first failed attempt of the current outage
+	lastAttempt time.Time // when the last beat was attempted, by the Clock
 }
 
 // New returns a Beater writing through rdb, which must reach a single Redis
@@ -139,6 +162,7 @@ func New(rdb redis.UniversalClient, o Options) (*Beater, error) {
 		log:     o.Logger.With("logger", "heartbeat"),
 		timeout: min(o.Interval, maxBeatTimeout),
 		trigger: make(chan struct{}, 1),
+		soon:    make(chan struct{}, 1),
 	}, nil
 }
 
@@ -173,9 +197,10 @@ func (b *Beater) Start(ctx context.Context) error {
 	}
 }
 
-// Trigger asks for a beat now, for a state change. Triggers that arrive
-// while a beat is being written coalesce into one more beat; during an
-// outage they wait for the next retry, which reports the latest state.
+// Trigger asks for a beat now, for a lifecycle change (STARTING,
+// STOPPING, STOPPED). Triggers that arrive while a beat is being written
+// coalesce into one more beat; during an outage they wait for the next
+// retry, which reports the latest state.
 func (b *Beater) Trigger() {
 	select {
 	case b.trigger <- struct{}{}:
@@ -183,27 +208,62 @@ func (b *Beater) Trigger() {
 	}
 }
 
+// TriggerSoon asks for a beat for a change that may come many times a
+// second, such as a busy/idle flip: at once if the last beat is at least
+// MinGap old, else when it is. All the calls until then make that one
+// beat, which reports the state and counters of its own moment; so a
+// worker writes at most one beat per MinGap beyond its interval's, and a
+// flip that is undone within MinGap may never be seen.
+func (b *Beater) TriggerSoon() {
+	select {
+	case b.soon <- struct{}{}:
+	default:
+	}
+}
+
 // run is the loop: the only goroutine that beats, so two beats are never in
-// flight at once.
+// flight at once. It asks the Clock for one interval timer per beat, and
+// for one more only when a TriggerSoon must wait for MinGap.
 func (b *Beater) run(ctx context.Context, first chan<- struct{}) {
 	defer close(b.done)
 	wait := b.attempt(ctx)
 	close(first)
 	for {
-		trigger := b.trigger
-		if b.consecutive > 0 {
-			trigger = nil // back off, whatever the worker does
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-b.o.Clock.After(wait):
-		case <-trigger:
-		}
-		if ctx.Err() != nil {
+		if !b.wait(ctx, wait) {
 			return
 		}
 		wait = b.attempt(ctx)
+	}
+}
+
+// wait returns when the next beat is due: after wait, on a Trigger, or
+// MinGap after the last beat on a TriggerSoon. It returns false when ctx
+// ends.
+func (b *Beater) wait(ctx context.Context, wait time.Duration) bool {
+	tick := b.o.Clock.After(wait)
+	var gap <-chan time.Time // armed by a TriggerSoon that waits for MinGap
+	for {
+		trigger, soon := b.trigger, b.soon
+		if b.consecutive > 0 {
+			trigger, soon = nil, nil // back off, whatever the worker does
+		}
+		if gap != nil {
+			soon = nil
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick:
+		case <-trigger:
+		case <-gap:
+		case <-soon:
+			d := b.lastAttempt.Add(b.o.MinGap).Sub(b.o.Clock.Now())
+			if d > 0 {
+				gap = b.o.Clock.After(d)
+				continue
+			}
+		}
+		return ctx.Err() == nil
 	}
 }
 
@@ -215,6 +275,11 @@ func (b *Beater) attempt(ctx context.Context) time.Duration {
 	case <-b.trigger:
 	default:
 	}
+	select {
+	case <-b.soon:
+	default:
+	}
+	b.lastAttempt = b.o.Clock.Now()
 	ts, err := b.beat(ctx)
 	if err != nil && ctx.Err() != nil {
 		return 0 // stopping: an interrupted beat is not a failure
@@ -270,8 +335,8 @@ func (b *Beater) status() (Status, error) {
 	return s, nil
 }
 
-// beat writes one heartbeat in a single MULTI/EXEC round trip and returns
-// its timestamp. Deleting the hash before writing it drops fields a
+// beat writes one heartbeat in a single MULTI/EXEC round trip (Write) and
+// returns its timestamp. Deleting the hash before writing it drops fields a
 // previous beat wrote and this one does not; EXPIRE in the same transaction
 // means the hash never exists without a TTL.
 func (b *Beater) beat(ctx context.Context) (time.Time, error) {
@@ -281,28 +346,14 @@ func (b *Beater) beat(ctx context.Context) (time.Time, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	key := KeyPrefix + s.WorkerID
-	args := s.appendArgs(make([]any, 0, 2*numFields))
-	_, err = b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		p.HSet(ctx, key, args...)
-		if b.o.TTL%time.Second == 0 {
-			p.Expire(ctx, key, b.o.TTL)
-		} else {
-			p.PExpire(ctx, key, b.o.TTL)
-		}
-		p.ZAdd(ctx, IndexKey, redis.Z{Score: unixScore(s.Timestamp), Member: s.WorkerID})
-		p.XAdd(ctx, b.xadd(args))
-		return nil
-	})
-	if err != nil {
-		return time.Time{}, fmt.Errorf("heartbeat: write %s: %w", key, err)
+	if err := Write(ctx, b.rdb, s, b.o); err != nil {
+		return time.Time{}, err
 	}
 	return s.Timestamp, nil
 }
 
-func (b *Beater) xadd(args []any) *redis.XAddArgs {
-	return &redis.XAddArgs{Stream: StreamKey, MaxLen: b.o.StreamMaxLen, Approx: true, ID: "*", Values: args}
+func xaddArgs(maxLen int64, args []any) *redis.XAddArgs {
+	return &redis.XAddArgs{Stream: StreamKey, MaxLen: maxLen, Approx: true, ID: "*", Values: args}
 }
 
 // unixScore is the index score of t: Unix seconds, to the millisecond.
@@ -344,9 +395,12 @@ func (b *Beater) deregister(ctx context.Context) error {
 	defer cancel()
 	key := KeyPrefix + s.WorkerID
 	_, err = b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.XAdd(ctx, b.xadd(s.appendArgs(make([]any, 0, 2*numFields))))
+		p.XAdd(ctx, xaddArgs(b.o.StreamMaxLen, s.appendArgs(make([]any, 0, 2*numFields))))
 		p.Del(ctx, key)
 		p.ZRem(ctx, IndexKey, s.WorkerID)
+		if b.o.StateIndex {
+			unindex(ctx, p, s.WorkerID)
+		}
 		return nil
 	})
 	if err != nil {

@@ -195,6 +195,7 @@ func (w *Worker) start(ctx context.Context, rdb redis.UniversalClient, p *proces
 	var metricsURL string // set once the server has its port
 	beater, err := heartbeat.New(rdb, heartbeat.Options{
 		Interval: o.HeartbeatInterval, TTL: o.HeartbeatTTL, StreamMaxLen: o.HeartbeatStreamMaxLen, Logger: w.logger,
+		StateIndex: true,
 		Report: func() heartbeat.Status {
 			s := state.Snapshot()
 			return heartbeat.Status{
@@ -218,7 +219,15 @@ func (w *Worker) start(ctx context.Context, rdb redis.UniversalClient, p *proces
 	w.mu.Lock()
 	w.url = p.Server.URL()
 	w.mu.Unlock()
-	state.OnChange(func(_, _ monitoring.State) { beater.Trigger() })
+	state.OnChange(func(old, new monitoring.State) {
+		// Lifecycle changes beat at once; busy/idle flips, which come with
+		// every job, coalesce into one beat per MinGap.
+		if flip(old) && flip(new) {
+			beater.TriggerSoon()
+		} else {
+			beater.Trigger()
+		}
+	})
 	if err := beater.Start(ctx); err != nil {
 		_ = p.CloseServer()
 		return nil, fmt.Errorf("worker: %w", err)
@@ -238,6 +247,10 @@ func (w *Worker) start(ctx context.Context, rdb redis.UniversalClient, p *proces
 	})
 	return &running{p: p, beater: beater, consumer: consumer, logger: w.logger}, nil
 }
+
+// flip reports whether s is one of the states a worker moves between with
+// every job.
+func flip(s monitoring.State) bool { return s == monitoring.StateIdle || s == monitoring.StateBusy }
 
 // finished records a finished job. The queue logs failures (WARNING,
 // ERROR) itself and successes only at DEBUG, for no-op throughput; a
