@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/botfleet/botfleet/internal/clock"
 )
 
 // opKind is what an op records.
@@ -143,7 +145,7 @@ func (m *committer) loop(ctx context.Context) {
 		}
 		batch = rest
 		failures++
-		if !sleep(ctx, m.clock, retryWait(failures)) {
+		if !clock.Sleep(ctx, m.clock, retryWait(failures)) {
 			m.err = fmt.Errorf("%d outcomes not recorded: %w", len(batch), err)
 			return
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/botfleet/botfleet/internal/clock"
 )
 
 // Defaults of ConsumerOptions.
@@ -105,9 +107,7 @@ func (o ConsumerOptions) withDefaults() ConsumerOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.Clock == nil {
-		o.Clock = realClock{}
-	}
+	o.Clock = clock.Or(o.Clock)
 	return o
 }
 

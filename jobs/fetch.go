@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/botfleet/botfleet/internal/clock"
 )
 
 // delivery is one stream entry delivered to this consumer.
@@ -82,7 +84,7 @@ func (r *reader) loop(ctx context.Context) error {
 				}
 				failures++
 				r.redis.failed(ctx, "create group", err)
-				sleep(ctx, r.clock, retryWait(failures))
+				clock.Sleep(ctx, r.clock, retryWait(failures))
 				continue
 			}
 			groupReady = true
@@ -112,7 +114,7 @@ func (r *reader) loop(ctx context.Context) error {
 		case err != nil:
 			failures++
 			r.redis.failed(ctx, "read", err)
-			sleep(ctx, r.clock, retryWait(failures))
+			clock.Sleep(ctx, r.clock, retryWait(failures))
 		default:
 			failures = 0
 			r.redis.ok(ctx)

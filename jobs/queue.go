@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/botfleet/botfleet/internal/clock"
 )
 
 // Defaults of QueueOptions and ConsumerOptions.
@@ -84,9 +86,7 @@ func (o QueueOptions) withDefaults() QueueOptions {
 	if o.MaxBacklog <= 0 {
 		o.MaxBacklog = DefaultMaxBacklog
 	}
-	if o.Clock == nil {
-		o.Clock = realClock{}
-	}
+	o.Clock = clock.Or(o.Clock)
 	return o
 }
 
