@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -30,11 +31,12 @@ const APIPrefix = "/api/fleet"
 
 // NewHandler returns the fleet API read through r:
 //
-//	GET /api/fleet                 the Fleet
+//	GET /api/fleet                 the Fleet; with any of ?state=&prefix=&limit=&cursor=, a Page
+//	GET /api/fleet/summary         the Summary alone, without reading every hash
 //	GET /api/fleet/workers/{id}    one Worker with "history": its last 60 Points
 //	GET /api/fleet/history         ?worker=<id>&n=<1..1000, default 60>: Points
 //	GET /api/fleet/targets         Prometheus HTTP service discovery
-//	GET /api/fleet/events          Server-Sent Events: the Fleet every 2s
+//	GET /api/fleet/events          Server-Sent Events: the Fleet (or, with the page parameters, the Page) every 2s
 //
 // Every answer is JSON (but the event stream); an error is {"error": "..."}
 // with 503 when Redis cannot be read, 404 for a path it does not serve and
@@ -43,6 +45,7 @@ const APIPrefix = "/api/fleet"
 func NewHandler(r *Reader) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+APIPrefix, r.serveFleet)
+	mux.HandleFunc("GET "+APIPrefix+"/summary", r.serveSummary)
 	mux.HandleFunc("GET "+APIPrefix+"/workers/{id}", r.serveWorker)
 	mux.HandleFunc("GET "+APIPrefix+"/history", r.serveHistory)
 	mux.HandleFunc("GET "+APIPrefix+"/targets", r.serveTargets)
@@ -51,14 +54,55 @@ func NewHandler(r *Reader) http.Handler {
 }
 
 func (r *Reader) serveFleet(w http.ResponseWriter, req *http.Request) {
+	read, err := r.reading(req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	ctx, cancel := context.WithTimeout(req.Context(), requestTimeout)
 	defer cancel()
-	f, err := r.List(ctx)
+	v, err := read(ctx)
 	if err != nil {
 		writeUnavailable(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, f)
+	writeJSON(w, http.StatusOK, v)
+}
+
+// reading returns what GET /api/fleet and its events read for req: the
+// whole Fleet, or a Page when any of the page parameters is given. The
+// error names the parameter that is wrong.
+func (r *Reader) reading(req *http.Request) (func(context.Context) (any, error), error) {
+	v := req.URL.Query()
+	if !v.Has("state") && !v.Has("prefix") && !v.Has("limit") && !v.Has("cursor") {
+		return func(ctx context.Context) (any, error) { return r.List(ctx) }, nil
+	}
+	q := Query{State: v.Get("state"), Prefix: v.Get("prefix"), Cursor: v.Get("cursor")}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return nil, fmt.Errorf("limit=%q: want an integer from 1 to %d", l, MaxPageSize)
+		}
+		q.Limit = n
+	}
+	if _, err := q.check(); err != nil {
+		return nil, fmt.Errorf("state=%q: want one of %s", q.State, strings.Join(States, ", "))
+	}
+	return func(ctx context.Context) (any, error) { return r.Page(ctx, q) }, nil
+}
+
+func (r *Reader) serveSummary(w http.ResponseWriter, req *http.Request) {
+	ctx, cancel := context.WithTimeout(req.Context(), requestTimeout)
+	defer cancel()
+	s, now, err := r.Summary(ctx)
+	if err != nil {
+		writeUnavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		GeneratedAt float64 `json:"generated_at"`
+		Summary     Summary `json:"summary"`
+	}{unixSeconds(now), s})
 }
 
 func (r *Reader) serveWorker(w http.ResponseWriter, req *http.Request) {
@@ -121,8 +165,13 @@ func (r *Reader) serveTargets(w http.ResponseWriter, req *http.Request) {
 // stream goes on, so a dashboard rides out a Redis restart; only a failure
 // of the first read answers 503.
 func (r *Reader) serveEvents(w http.ResponseWriter, req *http.Request) {
+	read, err := r.reading(req)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	ctx := req.Context()
-	f, err := r.listWithin(ctx)
+	f, err := within(ctx, read)
 	if err != nil {
 		writeUnavailable(w, err)
 		return
@@ -138,7 +187,7 @@ func (r *Reader) serveEvents(w http.ResponseWriter, req *http.Request) {
 	tick := time.NewTicker(eventInterval)
 	defer tick.Stop()
 	for {
-		event, data := "fleet", any(f)
+		event, data := "fleet", f
 		if err != nil {
 			event, data = "error", errorBody(err)
 		}
@@ -151,14 +200,14 @@ func (r *Reader) serveEvents(w http.ResponseWriter, req *http.Request) {
 			return
 		case <-tick.C:
 		}
-		f, err = r.listWithin(ctx)
+		f, err = within(ctx, read)
 	}
 }
 
-func (r *Reader) listWithin(ctx context.Context) (Fleet, error) {
+func within(ctx context.Context, read func(context.Context) (any, error)) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	return r.List(ctx)
+	return read(ctx)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -18,7 +18,7 @@ import (
 // Defaults of the Options.
 const (
 	DefaultBatchSize   = 500
-	DefaultStaleFactor = 1.5
+	DefaultStaleFactor = heartbeat.StaleFactor
 )
 
 // ErrNotFound is returned by Get for a worker without a heartbeat hash:
@@ -87,6 +87,27 @@ func (r *Reader) List(ctx context.Context) (Fleet, error) {
 		return Fleet{}, err
 	}
 	slices.Sort(ids)
+	all, err := r.readAll(ctx, ids, now)
+	if err != nil {
+		return Fleet{}, err
+	}
+	cache := make(map[string]*entry, len(ids))
+	for i, e := range all.entries {
+		if e != nil {
+			cache[all.workers[i].WorkerID] = e
+		}
+	}
+	r.mu.Lock()
+	r.cache = cache // forgets the workers that left
+	r.mu.Unlock()
+	// Pruning is housekeeping: if it fails, the next List tries again.
+	_ = r.prune(ctx, all.gone)
+	return Fleet{GeneratedAt: now, Summary: summarize(all.workers), Workers: all.workers}, nil
+}
+
+// readAll reads and judges the workers ids at now, in pipelined batches, a
+// few in flight at once, keeping their order.
+func (r *Reader) readAll(ctx context.Context, ids []string, now time.Time) (batch, error) {
 	size := r.o.BatchSize
 	batches := make([]batch, (len(ids)+size-1)/size)
 	bctx, cancel := context.WithCancel(ctx)
@@ -111,26 +132,18 @@ func (r *Reader) List(ctx context.Context) (Fleet, error) {
 	}
 	wg.Wait()
 	if failed != nil {
-		return Fleet{}, failed
+		return batch{}, failed
 	}
-	workers := make([]Worker, 0, len(ids))
-	var gone []string
-	cache := make(map[string]*entry, len(ids))
+	if len(batches) == 1 {
+		return batches[0], nil
+	}
+	all := batch{workers: make([]Worker, 0, len(ids)), entries: make([]*entry, 0, len(ids))}
 	for _, b := range batches {
-		workers = append(workers, b.workers...)
-		gone = append(gone, b.gone...)
-		for i, e := range b.entries {
-			if e != nil {
-				cache[b.workers[i].WorkerID] = e
-			}
-		}
+		all.workers = append(all.workers, b.workers...)
+		all.entries = append(all.entries, b.entries...)
+		all.gone = append(all.gone, b.gone...)
 	}
-	r.mu.Lock()
-	r.cache = cache // forgets the workers that left
-	r.mu.Unlock()
-	// Pruning is housekeeping: if it fails, the next List tries again.
-	_ = r.prune(ctx, gone)
-	return Fleet{GeneratedAt: now, Summary: summarize(workers), Workers: workers}, nil
+	return all, nil
 }
 
 // batch is what List reads of one pipeline of hashes.
@@ -242,11 +255,15 @@ func (r *Reader) hashes(ctx context.Context, ids []string) ([]*redis.MapStringSt
 	return cmds, nil
 }
 
-// pruneScript removes an id from the index only while its hash is missing,
-// atomically, so a beat racing the removal wins: it is the WATCH / EXISTS /
-// MULTI ZREM EXEC of docs/wire-format.md in one command, which pipelines.
+// pruneScript removes an id from the index, and from the derived keys,
+// only while its hash is missing, atomically, so a beat racing the removal
+// wins: it is the WATCH / EXISTS / MULTI ZREM EXEC of docs/wire-format.md
+// in one command, which pipelines. KEYS: the hash, the index, the deadline
+// set, the states set; ARGV: the id, then its members of the states set.
 var pruneScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
+	redis.call('ZREM', KEYS[3], ARGV[1])
+	redis.call('ZREM', KEYS[4], unpack(ARGV, 2))
 	return redis.call('ZREM', KEYS[2], ARGV[1])
 end
 return 0`)
@@ -258,7 +275,12 @@ func (r *Reader) prune(ctx context.Context, ids []string) error {
 		pipe := r.rdb.Pipeline()
 		for _, id := range ids[start:min(start+r.o.BatchSize, len(ids))] {
 			// EVAL, not EVALSHA: a NOSCRIPT inside a pipeline cannot fall back.
-			pruneScript.Eval(ctx, pipe, []string{heartbeat.KeyPrefix + id, heartbeat.IndexKey}, id)
+			args := make([]any, 0, 1+len(States))
+			args = append(args, id)
+			for _, st := range States {
+				args = append(args, heartbeat.StateMember(st, id))
+			}
+			pruneScript.Eval(ctx, pipe, []string{heartbeat.KeyPrefix + id, heartbeat.IndexKey, heartbeat.DeadlineKey, heartbeat.StatesKey}, args...)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("fleet: prune %s: %w", heartbeat.IndexKey, err)
