@@ -79,6 +79,28 @@ func Serve(t testing.TB, f bot.Frontend) string {
 	return srv.URL
 }
 
+// StartBot runs a real bot (bot.New, then Run) on e's Redis, listening
+// on loopback, logging into e.Logs, with chat's options and the frontends
+// add adds, until the test ends. It returns the bot's URL and the
+// registry its metrics are on.
+func (e *Env) StartBot(t testing.TB, chat bot.ChatOptions, add func(*bot.Bot) error) (string, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	b, err := bot.New(bot.Options{Redis: e.RDB, Addr: "127.0.0.1:0", Logger: e.Logs.Logger(), Registry: reg, Chat: chat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := add(b); err != nil {
+		t.Fatal(err)
+	}
+	Go(t, b.Run)
+	<-b.Started()
+	if b.URL() == "" {
+		t.Fatal("the bot did not start")
+	}
+	return b.URL(), reg
+}
+
 // Go runs fn until the test ends, then cancels its context and waits for
 // it to return; an error other than a cancellation fails the test.
 func Go(t testing.TB, fn func(context.Context) error) {
@@ -117,7 +139,14 @@ func StartWorker(t testing.TB, rdb redis.UniversalClient, id string) {
 // pairs ("frontend", "telegram_bot", ...) in e's registry; 0 when absent.
 func (e *Env) Counter(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
-	families, err := e.Registry.Gather()
+	return Counter(t, e.Registry, name, labels...)
+}
+
+// Counter returns the value of the counter name with the given label
+// pairs in g; 0 when absent.
+func Counter(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
