@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -86,7 +85,11 @@ func (r *Reader) reading(req *http.Request) (func(context.Context) (any, error),
 		q.Limit = n
 	}
 	if _, err := q.check(); err != nil {
-		return nil, fmt.Errorf("state=%q: want one of %s", q.State, strings.Join(States, ", "))
+		var qerr *QueryError
+		if errors.As(err, &qerr) {
+			return nil, fmt.Errorf("%s=%q: want %s", qerr.Field, qerr.Value, qerr.Want)
+		}
+		return nil, err
 	}
 	return func(ctx context.Context) (any, error) { return r.Page(ctx, q) }, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,18 +34,28 @@ type Query struct {
 	Cursor string
 }
 
-// check normalises q and returns an error naming what is wrong.
+// QueryError reports a field of a Query that is wrong. Field is the name
+// of the API's parameter: "state" or "limit".
+type QueryError struct {
+	Field, Value, Want string
+}
+
+func (e *QueryError) Error() string {
+	return fmt.Sprintf("fleet: query: %s %q: want %s", e.Field, e.Value, e.Want)
+}
+
+// check normalises q and returns a *QueryError for what is wrong.
 func (q Query) check() (Query, error) {
 	if q.Limit == 0 {
 		q.Limit = DefaultPageSize
 	}
 	if q.Limit < 1 || q.Limit > MaxPageSize {
-		return q, fmt.Errorf("fleet: limit %d: want 1 to %d", q.Limit, MaxPageSize)
+		return q, &QueryError{"limit", strconv.Itoa(q.Limit), fmt.Sprintf("1 to %d", MaxPageSize)}
 	}
 	if q.State != "" {
 		st, err := heartbeat.ParseState(q.State)
 		if err != nil {
-			return q, fmt.Errorf("fleet: %w", err)
+			return q, &QueryError{"state", q.State, "one of " + strings.Join(States, ", ")}
 		}
 		q.State = st.String()
 	}
@@ -71,7 +82,7 @@ type Page struct {
 //
 // A page may hold fewer than q.Limit workers while Next is not "": a
 // worker that left between the reads is not listed. Page returns an error
-// naming the field of q that is wrong.
+// naming the field of q that is wrong, a *QueryError.
 func (r *Reader) Page(ctx context.Context, q Query) (Page, error) {
 	q, err := q.check()
 	if err != nil {

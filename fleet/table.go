@@ -167,3 +167,17 @@ func dash(s string) string {
 	}
 	return s
 }
+
+// WritePage writes a page of the fleet as WriteTable writes the fleet (the
+// summary line counts the whole fleet), then, when another page follows,
+// the cursor to ask for it.
+func WritePage(w io.Writer, p Page, color bool) error {
+	if err := WriteTable(w, Fleet{GeneratedAt: p.GeneratedAt, Summary: p.Summary, Workers: p.Workers}, color); err != nil {
+		return err
+	}
+	if p.Next == "" {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "more workers: -cursor %s\n", p.Next)
+	return err
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -20,12 +21,28 @@ func init() {
 }
 
 func runStatus(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "status", "[-o table|json] [-watch] [-interval 2s] [worker-id]")
+	fs := newFlags(env, "status", "[-o table|json] [-watch] [-interval 2s] [-state S] [-prefix P] [-limit N] [-cursor C] [worker-id]")
 	output := fs.String("o", "table", "output: table or json")
 	watch := fs.Bool("watch", false, "refresh in place until interrupted")
 	interval := fs.Duration("interval", 2*time.Second, "refresh interval with -watch")
+	var q fleet.Query
+	fs.StringVar(&q.State, "state", "", "one page: only workers in this state (STARTING, IDLE, BUSY, STOPPING, STOPPED)")
+	fs.StringVar(&q.Prefix, "prefix", "", "one page: only workers whose id starts with this")
+	fs.IntVar(&q.Limit, "limit", 0, fmt.Sprintf("one page: at most this many workers (1 to %d, default %d)", fleet.MaxPageSize, fleet.DefaultPageSize))
+	fs.StringVar(&q.Cursor, "cursor", "", "one page: the page after this cursor (printed under the previous page)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	paged := false
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "state", "prefix", "limit", "cursor":
+			paged = true
+		}
+	})
+	if isSet(fs, "limit") && (q.Limit < 1 || q.Limit > fleet.MaxPageSize) {
+		fmt.Fprintf(env.Stderr, "botfleet status: -limit %d: want 1 to %d\n", q.Limit, fleet.MaxPageSize)
+		return errUsage
 	}
 	if *output != "table" && *output != "json" {
 		fmt.Fprintf(env.Stderr, "botfleet status: -o %q: want table or json\n", *output)
@@ -48,15 +65,35 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	if fs.NArg() == 1 {
 		return inspect(ctx, env, reader, fs.Arg(0), *output)
 	}
+	// show reads the fleet, or one page of it, and writes it.
+	show := func() (fleet.Summary, error) {
+		if !paged {
+			f, err := reader.List(ctx)
+			if err != nil {
+				return fleet.Summary{}, err
+			}
+			return f.Summary, writeFleet(env.Stdout, f, *output, isTerminalWriter(env.Stdout))
+		}
+		p, err := reader.Page(ctx, q)
+		if err != nil {
+			return fleet.Summary{}, err
+		}
+		if *output == "json" {
+			return p.Summary, writeJSONIndent(env.Stdout, p)
+		}
+		return p.Summary, fleet.WritePage(env.Stdout, p, isTerminalWriter(env.Stdout))
+	}
 	if !*watch {
-		f, err := reader.List(ctx)
+		s, err := show()
+		var qerr *fleet.QueryError
+		if errors.As(err, &qerr) {
+			fmt.Fprintf(env.Stderr, "botfleet status: -%s %q: want %s\n", qerr.Field, qerr.Value, qerr.Want)
+			return errUsage
+		}
 		if err != nil {
 			return fmt.Errorf("read the fleet: %w", err)
 		}
-		if err := writeFleet(env.Stdout, f, *output, isTerminalWriter(env.Stdout)); err != nil {
-			return err
-		}
-		if f.Summary.Alive == 0 {
+		if s.Alive == 0 {
 			return &exitError{code: 1, err: errors.New("")}
 		}
 		return nil
@@ -64,14 +101,11 @@ func runStatus(ctx context.Context, env *Env, args []string) error {
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
 	for {
-		f, err := reader.List(ctx)
 		if *output == "table" {
 			fmt.Fprint(env.Stdout, "\x1b[H\x1b[2J") // home, clear: refresh in place
 		}
-		if err != nil {
+		if _, err := show(); err != nil {
 			fmt.Fprintf(env.Stdout, "read the fleet: %v (retrying)\n", err)
-		} else if err := writeFleet(env.Stdout, f, *output, isTerminalWriter(env.Stdout)); err != nil {
-			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -124,11 +158,21 @@ func inspect(ctx context.Context, env *Env, reader *fleet.Reader, id, output str
 
 func writeFleet(w io.Writer, f fleet.Fleet, output string, color bool) error {
 	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(f)
+		return writeJSONIndent(w, f)
 	}
 	return fleet.WriteTable(w, f, color)
+}
+
+func writeJSONIndent(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func statusClient(env *Env) (*redis.Client, error) {

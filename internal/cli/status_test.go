@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/botfleet/botfleet/heartbeat"
 	"github.com/botfleet/botfleet/internal/redistest"
 	"github.com/botfleet/botfleet/internal/testbin"
 )
@@ -62,5 +63,48 @@ func TestStatusCommand(t *testing.T) {
 	}
 	if code, out := status(t, srv, "-o", "yaml"); code != 2 || !strings.Contains(out, "want table or json") {
 		t.Errorf("-o yaml: exit %d:\n%s", code, out)
+	}
+}
+
+func TestStatusPages(t *testing.T) {
+	srv := redistest.Start(t)
+	startWorker(t, srv, "worker-p1")
+	// A second worker, beating as a Go worker does, for a minute.
+	s := heartbeat.Status{Identity: heartbeat.Identity{WorkerID: "worker-p2"}, State: "BUSY", Timestamp: time.Now(), Interval: time.Minute}
+	if err := heartbeat.Write(t.Context(), srv.Client(t), s, heartbeat.Options{StateIndex: true}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     []string
+		wantNot  []string
+	}{
+		{"first page", []string{"-limit", "1"}, 0, []string{"worker-p1", "2 workers: 2 alive", "more workers: -cursor worker-p1"}, []string{"worker-p2"}},
+		{"next page", []string{"-limit", "1", "-cursor", "worker-p1"}, 0, []string{"worker-p2", "BUSY"}, []string{"worker-p1 ", "more workers"}},
+		{"by state", []string{"-state", "busy"}, 0, []string{"worker-p2"}, []string{"worker-p1 "}},
+		{"by prefix", []string{"-prefix", "worker-p1"}, 0, []string{"worker-p1"}, []string{"worker-p2"}},
+		{"json", []string{"-limit", "1", "-o", "json"}, 0, []string{`"next_cursor": "worker-p1"`}, nil},
+		{"unknown state", []string{"-state", "RUNNING"}, 2, []string{`-state "RUNNING": want one of STARTING`}, nil},
+		{"limit out of range", []string{"-limit", "0"}, 2, []string{"-limit 0: want 1 to 1000"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := status(t, srv, tt.args...)
+			if code != tt.wantCode {
+				t.Errorf("status %v: exit %d, want %d:\n%s", tt.args, code, tt.wantCode, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("status %v lacks %q:\n%s", tt.args, w, out)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(out, w) {
+					t.Errorf("status %v has %q:\n%s", tt.args, w, out)
+				}
+			}
+		})
 	}
 }
