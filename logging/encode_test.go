@@ -75,6 +75,18 @@ func TestEscapeTriggers(t *testing.T) {
 	}
 }
 
+func TestHasColonToAt(t *testing.T) {
+	for c := range 0x80 {
+		for i := range 8 {
+			b := []byte("aaaaaaaa")
+			b[i] = byte(c)
+			if got, want := hasColonToAt(load64(string(b))), ':' <= c && c <= '@'; got != want {
+				t.Errorf("hasColonToAt(%q) = %v, want %v", b, got, want)
+			}
+		}
+	}
+}
+
 // TestMayHoldSecretOnSecrets checks the prefilter passes every string the
 // scanner masks, so skipping the scan never lets a secret through.
 func TestMayHoldSecretOnSecrets(t *testing.T) {

@@ -290,10 +290,13 @@ var byteTriggers = func() (t [256]uint8) {
 // results of many words and fold them once with foldTriggers. x is a plain
 // word (see plainWord), so it holds no trigEscaped byte.
 func wordTriggers(x uint64) uint64 {
-	return zeroBytes(x^('@'*lsb))>>7 | zeroBytes(x^(' '*lsb))>>6 |
+	t := zeroBytes(x^(' '*lsb))>>6 |
 		zeroBytes((x|0x20*lsb)^('b'*lsb))>>5 | // only 'B' and 'b' become 'b'
-		zeroBytes(x^('J'*lsb))>>4 | zeroBytes(x^(':'*lsb))>>3 | zeroBytes(x^('.'*lsb))>>2 |
-		zeroBytes(x^('='*lsb))>>1
+		zeroBytes(x^('J'*lsb))>>4 | zeroBytes(x^('.'*lsb))>>2
+	if hasColonToAt(x) { // seldom: one test for the three
+		t |= zeroBytes(x^('@'*lsb))>>7 | zeroBytes(x^(':'*lsb))>>3 | zeroBytes(x^('='*lsb))>>1
+	}
+	return t
 }
 
 // zeroBytes sets the high bit of some byte of x when any byte of x is zero,
@@ -324,16 +327,29 @@ func mayHoldSecret(seen uint8, n int) bool {
 
 // shortMayHoldSecret is mayHoldSecret for s, a string of n bytes, 16 or
 // fewer, whose bytes the words x0 and x1 hold between them, and which are
-// plain (plainWord). Strings this short hold a URL password, which needs an
-// '@', a key-value pair, which needs an '=' or a ':' and a space and the
-// letters of a secret key, or an authorization credential, which needs a
-// space, but nothing else. Short values such as "status=ok" are common
+// plain (plainWord). Strings this short hold an authorization credential,
+// which needs a space, a URL password, which needs an '@', or a key-value
+// pair, which needs an '=' or a ':' and a space and the letters of a secret
+// key, but nothing else. Short values such as "status=ok" are common
 // enough to look at their letters rather than their keys.
 func shortMayHoldSecret(s string, x0, x1 uint64, n int) bool {
 	has := func(c byte) bool { return hasZeroByte(x0^uint64(c)*lsb) || hasZeroByte(x1^uint64(c)*lsb) }
-	return n >= minURLLen && has('@') ||
-		n >= minAuthLen && has(' ') && (has('B') || has('b')) ||
-		n >= minPairLen && (has('=') || has(':') && has(' ')) && defaultRedactor.mayBeSecret(letterSet(s))
+	if n >= minAuthLen && has(' ') && (has('B') || has('b')) {
+		return true
+	}
+	// Most short values hold none of ':', '=' and '@', which lie together
+	// in 0x3A-0x40: one test a word rules out all three.
+	if n < minURLLen || !hasColonToAt(x0) && !hasColonToAt(x1) {
+		return false
+	}
+	return has('@') || n >= minPairLen && (has('=') || has(':') && has(' ')) && defaultRedactor.mayBeSecret(letterSet(s))
+}
+
+// hasColonToAt reports whether x, eight ASCII bytes, holds one from ':' to
+// '@' (0x3A-0x40). A byte b has 0xC0-b >= 0x80 when b <= 0x40, and b+0x46 >=
+// 0x80 when b >= 0x3A; neither sum carries into the next byte.
+func hasColonToAt(x uint64) bool {
+	return (0xC0*lsb-x)&(x+0x46*lsb)&msb != 0
 }
 
 // ContainsSecret reports whether s holds a secret RedactString would mask: a
