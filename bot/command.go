@@ -84,12 +84,11 @@ func (c *Chat) Help() string {
 func (c *Chat) status(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	fl, err := c.fleet.List(ctx)
+	s, _, err := c.fleet.Summary(ctx)
 	if err != nil {
 		c.d.Logger.ErrorContext(ctx, "fleet not read", "error", err)
 		return "The fleet cannot be read right now; try again."
 	}
-	s := fl.Summary
 	var b strings.Builder
 	fmt.Fprintf(&b, "Workers: %d alive", s.Alive)
 	var states []string
