@@ -5,12 +5,13 @@ import (
 	"errors"
 
 	"github.com/botfleet/botfleet/bot"
+	"github.com/botfleet/botfleet/bot/discord"
 	"github.com/botfleet/botfleet/bot/telegram"
 	"github.com/botfleet/botfleet/internal/version"
 )
 
 func init() {
-	register(command{name: "bot", summary: "run the bot service: frontends (web API on METRICS_PORT; Telegram when configured) submit jobs to the fleet", run: runBot})
+	register(command{name: "bot", summary: "run the bot service: frontends (web API on METRICS_PORT; Telegram, Discord when configured) submit jobs to the fleet", run: runBot})
 }
 
 // runBot runs the bot with the web frontend, the chat frontends whose
@@ -22,7 +23,8 @@ func runBot(ctx context.Context, env *Env, args []string) error {
 	}
 	opts, err := bot.FromEnv(env.Getenv)
 	tg, tgErr := telegram.FromEnv(env.Getenv)
-	logger, closeLogs, err := setupLogs(env, errors.Join(err, tgErr), "bot", "", opts.Deployment)
+	dc, dcErr := discord.FromEnv(env.Getenv)
+	logger, closeLogs, err := setupLogs(env, errors.Join(err, tgErr, dcErr), "bot", "", opts.Deployment)
 	if err != nil {
 		return err
 	}
@@ -32,12 +34,22 @@ func runBot(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if tg.Enabled() {
-		f, err := telegram.New(b.Deps(telegram.Name), tg)
-		if err != nil {
-			return err
+	chats := []struct {
+		on  bool
+		add func() (bot.Frontend, error)
+	}{
+		{tg.Enabled(), func() (bot.Frontend, error) { return telegram.New(b.Deps(telegram.Name), tg) }},
+		{dc.Enabled(), func() (bot.Frontend, error) { return discord.New(b.Deps(discord.Name), dc) }},
+	}
+	for _, c := range chats {
+		if !c.on {
+			continue
 		}
-		if err := b.Add(f); err != nil {
+		f, err := c.add()
+		if err == nil {
+			err = b.Add(f)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -73,5 +74,62 @@ func TestTelegramCommands(t *testing.T) {
 	}
 	if n := len(api.Calls("")); n != 2 {
 		t.Errorf("%d API calls, want the 2 of the good commands", n)
+	}
+}
+
+func TestDiscordRegisterCommands(t *testing.T) {
+	const app, token = "1180000000000000000", "MTE4.bot-token_0123456789"
+	api := chattest.NewAPI(t)
+	// Discord answers a bulk overwrite with the commands it now holds.
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		var cmds []map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&cmds)
+		for i, c := range cmds {
+			c["id"], c["application_id"], c["version"] = fmt.Sprint(1190000000000000000+i), app, "1"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(cmds)
+	}
+	api.Handle("PUT /applications/"+app+"/commands", echo)
+	api.Handle("PUT /applications/"+app+"/guilds/{guild}/commands", echo)
+	env := map[string]string{"DISCORD_APPLICATION_ID": app, "DISCORD_BOT_TOKEN": token, "DISCORD_API_URL": api.URL}
+
+	code, out, errOut := runCLI(t, env, "discord", "register-commands")
+	if code != 0 || !strings.Contains(out, "Registered /status, /run, /job, /help globally") {
+		t.Fatalf("exit %d, %q %q", code, out, errOut)
+	}
+	calls := api.Calls("/applications/" + app + "/commands")
+	if len(calls) != 1 || calls[0].Header.Get("Authorization") != "Bot "+token || !strings.HasPrefix(calls[0].Header.Get("User-Agent"), "DiscordBot (") {
+		t.Fatalf("calls %+v", calls)
+	}
+	var cmds []struct {
+		Name    string `json:"name"`
+		Type    int    `json:"type"`
+		Options []struct {
+			Name     string `json:"name"`
+			Required bool   `json:"required"`
+			Choices  []struct{ Value string }
+		} `json:"options"`
+	}
+	if err := json.Unmarshal(calls[0].Body, &cmds); err != nil || len(cmds) != 4 || cmds[1].Name != "run" || cmds[1].Type != 1 {
+		t.Fatalf("body %s", calls[0].Body)
+	}
+	if typ := cmds[1].Options[0]; typ.Name != "type" || !typ.Required || len(typ.Choices) != 4 || typ.Choices[2].Value != "http.fetch" {
+		t.Errorf("/run's type option %+v, want the built-in types as choices", typ)
+	}
+
+	if code, out, _ := runCLI(t, env, "discord", "register-commands", "-guild", "1180000000000000050", "-types", ""); code != 0 || !strings.Contains(out, "in guild 1180000000000000050") {
+		t.Errorf("guild: exit %d, %q", code, out)
+	}
+	calls = api.Calls("/applications/" + app + "/guilds/1180000000000000050/commands")
+	if len(calls) != 1 || strings.Contains(string(calls[0].Body), "choices") {
+		t.Errorf("guild calls %+v, want one, without choices", calls)
+	}
+	if code, _, errOut := runCLI(t, map[string]string{"DISCORD_APPLICATION_ID": app, "DISCORD_API_URL": api.URL}, "discord", "register-commands"); code != 2 ||
+		!strings.Contains(errOut, "DISCORD_BOT_TOKEN is unset") {
+		t.Errorf("without a token: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, env, "discord"); code != 2 || !strings.Contains(errOut, "Usage:") {
+		t.Errorf("no subcommand: exit %d, %q", code, errOut)
 	}
 }
