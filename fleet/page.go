@@ -131,7 +131,7 @@ func (r *Reader) Page(ctx context.Context, q Query) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
-	_ = r.prune(ctx, b.gone)
+	r.settle(ctx, &b)
 	p.Workers = b.workers
 	return p, nil
 }
@@ -181,20 +181,18 @@ func (r *Reader) scanPage(ctx context.Context, q Query) ([]Worker, string, error
 	}
 	slices.Sort(ids)
 	var page []Worker
-	var gone []string
 	for start := 0; start < len(ids) && len(page) <= q.Limit; start += q.Limit + 1 {
 		b, err := r.readAll(ctx, ids[start:min(start+q.Limit+1, len(ids))], now)
 		if err != nil {
 			return nil, "", err
 		}
-		gone = append(gone, b.gone...)
+		r.settle(ctx, &b)
 		for _, w := range b.workers {
 			if q.State == "" || (w.Health != Invalid && w.State == q.State) {
 				page = append(page, w)
 			}
 		}
 	}
-	_ = r.prune(ctx, gone)
 	next := ""
 	if len(page) > q.Limit {
 		page = page[:q.Limit]

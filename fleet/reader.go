@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,16 +101,19 @@ func (r *Reader) List(ctx context.Context) (Fleet, error) {
 	r.mu.Lock()
 	r.cache = cache // forgets the workers that left
 	r.mu.Unlock()
-	// Pruning is housekeeping: if it fails, the next List tries again.
-	_ = r.prune(ctx, all.gone)
+	r.settle(ctx, &all)
 	return Fleet{GeneratedAt: now, Summary: summarize(all.workers), Workers: all.workers}, nil
 }
 
 // readAll reads and judges the workers ids at now, in pipelined batches, a
-// few in flight at once, keeping their order.
+// few in flight at once, keeping their order. The ids whose hash is gone
+// are in gone, not in workers.
 func (r *Reader) readAll(ctx context.Context, ids []string, now time.Time) (batch, error) {
 	size := r.o.BatchSize
-	batches := make([]batch, (len(ids)+size-1)/size)
+	// One slice for all the batches, each writing its own part: no copy
+	// of the workers afterwards.
+	all := batch{workers: make([]Worker, len(ids)), entries: make([]*entry, len(ids))}
+	gone := make([][]string, (len(ids)+size-1)/size)
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -118,71 +122,104 @@ func (r *Reader) readAll(ctx context.Context, ids []string, now time.Time) (batc
 		failOnce sync.Once
 		failed   error
 	)
-	for i := range batches {
+	for i := range gone {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			b := &batches[i]
-			if err := b.read(bctx, r, ids[i*size:min((i+1)*size, len(ids))], now); err != nil {
+			lo, hi := i*size, min((i+1)*size, len(ids))
+			b := batch{workers: all.workers[lo:hi], entries: all.entries[lo:hi]}
+			if err := b.read(bctx, r, ids[lo:hi], now); err != nil {
 				// The first error is the cause; the batches still to come
 				// would fail the same way.
 				failOnce.Do(func() { failed = err; cancel() })
 			}
+			gone[i] = b.gone
 		})
 	}
 	wg.Wait()
 	if failed != nil {
 		return batch{}, failed
 	}
-	if len(batches) == 1 {
-		return batches[0], nil
+	n := 0
+	for i := range all.workers {
+		if all.workers[i].WorkerID == "" {
+			continue // gone
+		}
+		all.workers[n], all.entries[n] = all.workers[i], all.entries[i]
+		n++
 	}
-	all := batch{workers: make([]Worker, 0, len(ids)), entries: make([]*entry, 0, len(ids))}
-	for _, b := range batches {
-		all.workers = append(all.workers, b.workers...)
-		all.entries = append(all.entries, b.entries...)
-		all.gone = append(all.gone, b.gone...)
+	clear(all.workers[n:])
+	all.workers, all.entries = all.workers[:n], all.entries[:n]
+	for _, g := range gone {
+		all.gone = append(all.gone, g...)
 	}
 	return all, nil
 }
 
-// batch is what List reads of one pipeline of hashes.
+// batch is what the Reader read of some hashes.
 type batch struct {
 	workers []Worker
 	entries []*entry // of workers; nil for a key Redis could not read as a hash
-	gone    []string // ids without a hash
+	gone    []string // ids without a hash (or without any field of the wire format)
 }
 
+// read reads the hashes of ids into b.workers and b.entries, which have
+// room for them; a gone worker's place is left zero and its id added to
+// b.gone.
 func (b *batch) read(ctx context.Context, r *Reader, ids []string, now time.Time) error {
 	cmds, err := r.hashes(ctx, ids)
 	if err != nil {
 		return err
 	}
-	b.workers = make([]Worker, 0, len(ids))
-	b.entries = make([]*entry, 0, len(ids))
 	for i, id := range ids {
-		raw, rerr := cmds[i].Result()
-		var e *entry
+		vals, rerr := cmds[i].Result()
 		switch {
 		case rerr != nil:
-			b.workers = append(b.workers, invalidWorker(id, fmt.Sprintf("%s%s: %v", heartbeat.KeyPrefix, id, rerr)))
-		case len(raw) == 0:
+			b.workers[i] = invalidWorker(id, fmt.Sprintf("%s%s: %v", heartbeat.KeyPrefix, id, rerr))
+		case allNil(vals):
 			b.gone = append(b.gone, id)
-			continue
 		default:
-			e = r.decode(id, raw, now)
-			b.workers = append(b.workers, r.judge(id, e, now))
+			e := r.decode(id, vals, now)
+			b.entries[i] = e
+			b.workers[i] = r.judge(id, e, now)
 		}
-		b.entries = append(b.entries, e)
 	}
 	return nil
 }
 
+func allNil(vals []any) bool {
+	for _, v := range vals {
+		if v != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// settle prunes the gone workers of b from the index and the derived keys.
+// An id whose hash exists after all (it holds none of the wire format's
+// fields, or a beat came in between) is listed as invalid, in order.
+func (r *Reader) settle(ctx context.Context, b *batch) {
+	// Pruning is housekeeping: if it fails, the next read tries again.
+	exists, _ := r.prune(ctx, b.gone)
+	if len(exists) == 0 {
+		return
+	}
+	_, err := heartbeat.Decode(map[string]string{})
+	for _, id := range exists {
+		b.workers = append(b.workers, invalidWorker(id, err.Error()))
+	}
+	b.entries = nil // no longer in the workers' order
+	slices.SortFunc(b.workers, func(a, b Worker) int { return strings.Compare(a.WorkerID, b.WorkerID) })
+}
+
 // Get returns one worker, in one round trip, or ErrNotFound.
 func (r *Reader) Get(ctx context.Context, workerID string) (Worker, error) {
+	key := heartbeat.KeyPrefix + workerID
 	pipe := r.rdb.Pipeline()
 	timeCmd := r.queueTime(ctx, pipe)
-	hash := pipe.HGetAll(ctx, heartbeat.KeyPrefix+workerID)
+	hash := pipe.HMGet(ctx, key, hashFields...)
+	exists := pipe.Exists(ctx, key)
 	if _, err := pipe.Exec(ctx); err != nil && !wire.IsReplyError(hash.Err()) {
 		return Worker{}, fmt.Errorf("fleet: read worker %q: %w", workerID, err)
 	}
@@ -190,14 +227,14 @@ func (r *Reader) Get(ctx context.Context, workerID string) (Worker, error) {
 	if err != nil {
 		return Worker{}, err
 	}
-	raw, rerr := hash.Result()
+	vals, rerr := hash.Result()
 	switch {
 	case rerr != nil:
-		return invalidWorker(workerID, fmt.Sprintf("%s%s: %v", heartbeat.KeyPrefix, workerID, rerr)), nil
-	case len(raw) == 0:
+		return invalidWorker(workerID, fmt.Sprintf("%s: %v", key, rerr)), nil
+	case exists.Val() == 0:
 		return Worker{}, fmt.Errorf("%w: %q", ErrNotFound, workerID)
 	}
-	e := r.decode(workerID, raw, now)
+	e := r.decode(workerID, vals, now)
 	r.mu.Lock()
 	r.cache[workerID] = e
 	r.mu.Unlock()
@@ -236,14 +273,32 @@ func (r *Reader) now(cmd *redis.TimeCmd) (time.Time, error) {
 	return t.UTC(), nil
 }
 
+// hashFields are the fields the Reader reads of a hash: the wire format's,
+// in its order. HMGET of these, rather than HGETALL, spares Redis and the
+// reader the field names and fields no reader knows.
+var hashFields = heartbeat.FieldNames()
+
+// hmgetArgs is HMGET <key> <fields...> with the key's place empty: the
+// field names boxed once, not at every command.
+var hmgetArgs = func() []any {
+	args := []any{"hmget", ""}
+	for _, f := range hashFields {
+		args = append(args, f)
+	}
+	return args
+}()
+
 // hashes reads the hashes of ids in one pipeline. A command that Redis
 // answered with an error (a key of the wrong type) is left for the caller
 // to report; a failed round trip fails the whole batch.
-func (r *Reader) hashes(ctx context.Context, ids []string) ([]*redis.MapStringStringCmd, error) {
+func (r *Reader) hashes(ctx context.Context, ids []string) ([]*redis.SliceCmd, error) {
 	pipe := r.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	cmds := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGetAll(ctx, heartbeat.KeyPrefix+id)
+		args := slices.Clone(hmgetArgs)
+		args[1] = heartbeat.KeyPrefix + id
+		cmds[i] = redis.NewSliceCmd(ctx, args...)
+		_ = pipe.Process(ctx, cmds[i])
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		for _, c := range cmds {
@@ -260,31 +315,39 @@ func (r *Reader) hashes(ctx context.Context, ids []string) ([]*redis.MapStringSt
 // wins: it is the WATCH / EXISTS / MULTI ZREM EXEC of docs/wire-format.md
 // in one command, which pipelines. KEYS: the hash, the index, the deadline
 // set, the states set; ARGV: the id, then its members of the states set.
+// It answers -1 when the hash exists.
 var pruneScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
 	redis.call('ZREM', KEYS[3], ARGV[1])
 	redis.call('ZREM', KEYS[4], unpack(ARGV, 2))
 	return redis.call('ZREM', KEYS[2], ARGV[1])
 end
-return 0`)
+return -1`)
 
 // prune removes the ids whose hash is gone from the index, in pipelined
-// batches.
-func (r *Reader) prune(ctx context.Context, ids []string) error {
+// batches, and returns those whose hash exists after all.
+func (r *Reader) prune(ctx context.Context, ids []string) (exists []string, err error) {
 	for start := 0; start < len(ids); start += r.o.BatchSize {
 		pipe := r.rdb.Pipeline()
-		for _, id := range ids[start:min(start+r.o.BatchSize, len(ids))] {
+		batch := ids[start:min(start+r.o.BatchSize, len(ids))]
+		cmds := make([]*redis.Cmd, len(batch))
+		for i, id := range batch {
 			// EVAL, not EVALSHA: a NOSCRIPT inside a pipeline cannot fall back.
 			args := make([]any, 0, 1+len(States))
 			args = append(args, id)
 			for _, st := range States {
 				args = append(args, heartbeat.StateMember(st, id))
 			}
-			pruneScript.Eval(ctx, pipe, []string{heartbeat.KeyPrefix + id, heartbeat.IndexKey, heartbeat.DeadlineKey, heartbeat.StatesKey}, args...)
+			cmds[i] = pruneScript.Eval(ctx, pipe, []string{heartbeat.KeyPrefix + id, heartbeat.IndexKey, heartbeat.DeadlineKey, heartbeat.StatesKey}, args...)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("fleet: prune %s: %w", heartbeat.IndexKey, err)
+			return exists, fmt.Errorf("fleet: prune %s: %w", heartbeat.IndexKey, err)
+		}
+		for i, cmd := range cmds {
+			if n, _ := cmd.Int64(); n == -1 {
+				exists = append(exists, batch[i])
+			}
 		}
 	}
-	return nil
+	return exists, nil
 }

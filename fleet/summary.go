@@ -143,6 +143,7 @@ func (r *Reader) summarize(ctx context.Context, c counts) (Summary, error) {
 		if err != nil {
 			return Summary{}, err
 		}
+		r.settle(ctx, &others)
 		o := summarize(others.workers)
 		s.Total += o.Total
 		s.Alive += o.Alive
@@ -151,9 +152,8 @@ func (r *Reader) summarize(ctx context.Context, c counts) (Summary, error) {
 		for st, n := range o.ByState {
 			s.ByState[st] += n
 		}
-		pruned = append(pruned, others.gone...)
 	}
-	_ = r.prune(ctx, pruned) // housekeeping: the next read tries again
+	_, _ = r.prune(ctx, pruned) // housekeeping: the next read tries again
 	return s, nil
 }
 

@@ -200,3 +200,14 @@ func TestDecodeRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestFieldNames(t *testing.T) {
+	kv := stamped(newWorker("w")).appendArgs(nil)
+	var want []string
+	for i := 0; i < len(kv); i += 2 {
+		want = append(want, kv[i].(string))
+	}
+	if got := FieldNames(); !slices.Equal(got, want) {
+		t.Errorf("FieldNames: got %v, want the order of a beat, %v", got, want)
+	}
+}
