@@ -50,6 +50,21 @@ func Write(ctx context.Context, rdb redis.Cmdable, s Status, o Options) error {
 	if s.WorkerID == "" {
 		return errors.New("heartbeat: Write: Status without WorkerID")
 	}
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		QueueBeat(ctx, p, s, o)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("heartbeat: write %s%s: %w", KeyPrefix, s.WorkerID, err)
+	}
+	return nil
+}
+
+// QueueBeat queues the commands of one beat of s on p, as Write sends
+// them but without MULTI and EXEC: inside TxPipelined it is a beat, and
+// many of them in one plain pipeline load a simulated fleet quickly (not
+// atomically).
+func QueueBeat(ctx context.Context, p redis.Pipeliner, s Status, o Options) {
 	if o.TTL <= 0 {
 		o.TTL = 3 * s.Interval
 	}
@@ -58,25 +73,18 @@ func Write(ctx context.Context, rdb redis.Cmdable, s Status, o Options) error {
 	}
 	key := KeyPrefix + s.WorkerID
 	args := s.appendArgs(make([]any, 0, 2*numFields))
-	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		p.HSet(ctx, key, args...)
-		if o.TTL%time.Second == 0 {
-			p.Expire(ctx, key, o.TTL)
-		} else {
-			p.PExpire(ctx, key, o.TTL)
-		}
-		p.ZAdd(ctx, IndexKey, redis.Z{Score: unixScore(s.Timestamp), Member: s.WorkerID})
-		if o.StateIndex {
-			indexState(ctx, p, s)
-		}
-		p.XAdd(ctx, xaddArgs(o.StreamMaxLen, args))
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("heartbeat: write %s: %w", key, err)
+	p.Del(ctx, key)
+	p.HSet(ctx, key, args...)
+	if o.TTL%time.Second == 0 {
+		p.Expire(ctx, key, o.TTL)
+	} else {
+		p.PExpire(ctx, key, o.TTL)
 	}
-	return nil
+	p.ZAdd(ctx, IndexKey, redis.Z{Score: unixScore(s.Timestamp), Member: s.WorkerID})
+	if o.StateIndex {
+		indexState(ctx, p, s)
+	}
+	p.XAdd(ctx, xaddArgs(o.StreamMaxLen, args))
 }
 
 // indexState queues the derived keys' update for s: its deadline, and its
