@@ -6,12 +6,13 @@ import (
 
 	"github.com/botfleet/botfleet/bot"
 	"github.com/botfleet/botfleet/bot/discord"
+	"github.com/botfleet/botfleet/bot/sms"
 	"github.com/botfleet/botfleet/bot/telegram"
 	"github.com/botfleet/botfleet/internal/version"
 )
 
 func init() {
-	register(command{name: "bot", summary: "run the bot service: frontends (web API on METRICS_PORT; Telegram, Discord when configured) submit jobs to the fleet", run: runBot})
+	register(command{name: "bot", summary: "run the bot service: frontends (web API on METRICS_PORT; Telegram, Discord, SMS when configured) submit jobs to the fleet", run: runBot})
 }
 
 // runBot runs the bot with the web frontend, the chat frontends whose
@@ -24,7 +25,8 @@ func runBot(ctx context.Context, env *Env, args []string) error {
 	opts, err := bot.FromEnv(env.Getenv)
 	tg, tgErr := telegram.FromEnv(env.Getenv)
 	dc, dcErr := discord.FromEnv(env.Getenv)
-	logger, closeLogs, err := setupLogs(env, errors.Join(err, tgErr, dcErr), "bot", "", opts.Deployment)
+	sm, smErr := sms.FromEnv(env.Getenv)
+	logger, closeLogs, err := setupLogs(env, errors.Join(err, tgErr, dcErr, smErr), "bot", "", opts.Deployment)
 	if err != nil {
 		return err
 	}
@@ -40,6 +42,7 @@ func runBot(ctx context.Context, env *Env, args []string) error {
 	}{
 		{tg.Enabled(), func() (bot.Frontend, error) { return telegram.New(b.Deps(telegram.Name), tg) }},
 		{dc.Enabled(), func() (bot.Frontend, error) { return discord.New(b.Deps(discord.Name), dc) }},
+		{sm.Enabled(), func() (bot.Frontend, error) { return sms.New(b.Deps(sms.Name), sm) }},
 	}
 	for _, c := range chats {
 		if !c.on {

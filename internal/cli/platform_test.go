@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -131,5 +132,45 @@ func TestDiscordRegisterCommands(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, env, "discord"); code != 2 || !strings.Contains(errOut, "Usage:") {
 		t.Errorf("no subcommand: exit %d, %q", code, errOut)
+	}
+}
+
+func TestSMSSetWebhook(t *testing.T) {
+	const sid, token, number = "AC0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef", "+16505558225"
+	const pn = "PN0123456789abcdef0123456789abcdef"
+	api := chattest.NewAPI(t)
+	base := "/2010-04-01/Accounts/" + sid + "/IncomingPhoneNumbers"
+	api.Handle("GET "+base+".json", func(w http.ResponseWriter, r *http.Request) {
+		list := `[]`
+		if r.URL.Query().Get("PhoneNumber") == number {
+			list = `[{"sid": "` + pn + `", "phone_number": "` + number + `", "sms_url": ""}]`
+		}
+		okJSON(`{"incoming_phone_numbers": `+list+`, "page": 0}`)(w, r)
+	})
+	api.Handle("POST "+base+"/"+pn+".json", okJSON(`{"sid": "`+pn+`", "sms_url": "https://bot.example.com/sms/twilio"}`))
+	env := map[string]string{"TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN": token, "TWILIO_FROM_NUMBER": number,
+		"SMS_PUBLIC_URL": "https://bot.example.com/sms/twilio", "TWILIO_API_URL": api.URL}
+
+	code, out, errOut := runCLI(t, env, "sms", "set-webhook")
+	if code != 0 || !strings.Contains(out, pn) {
+		t.Fatalf("exit %d, %q %q", code, out, errOut)
+	}
+	calls := api.Calls(base + "/" + pn + ".json")
+	if len(calls) != 1 {
+		t.Fatalf("calls %+v", api.Calls(""))
+	}
+	form, _ := url.ParseQuery(string(calls[0].Body))
+	if u, p, _ := (&http.Request{Header: calls[0].Header}).BasicAuth(); form.Get("SmsUrl") != "https://bot.example.com/sms/twilio" ||
+		form.Get("SmsMethod") != "POST" || u != sid || p != token {
+		t.Errorf("update %v as %s", form, u)
+	}
+	env["TWILIO_FROM_NUMBER"] = "+16505550001"
+	if code, _, errOut := runCLI(t, env, "sms", "set-webhook", "-url", "https://other.example.com/sms/twilio"); code != 1 ||
+		!strings.Contains(errOut, "not a phone number of the account") {
+		t.Errorf("another number: exit %d, %q", code, errOut)
+	}
+	delete(env, "SMS_PUBLIC_URL")
+	if code, _, errOut := runCLI(t, env, "sms", "set-webhook"); code != 2 || !strings.Contains(errOut, "-url") {
+		t.Errorf("no URL: exit %d, %q", code, errOut)
 	}
 }
