@@ -366,3 +366,10 @@ func TestUnsubscribedAtTwilioIsStopped(t *testing.T) {
 		t.Errorf("%d Messages API calls, want 1 (21610 is not retried)", n)
 	}
 }
+
+func TestAPIErrorMasksNumbers(t *testing.T) {
+	e := &sms.APIError{Status: 400, Code: 21211, Message: "The 'To' number +1 (650) 555-1199 is not a valid phone number."}
+	if got, want := e.Error(), "twilio: HTTP 400: The 'To' number [number] is not a valid phone number. (error 21211)"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -95,9 +96,16 @@ type APIError struct {
 // CodeUnsubscribed is Twilio's error for a recipient who replied STOP.
 const CodeUnsubscribed = 21610
 
+// Error masks the phone numbers Twilio's messages quote ("The 'To'
+// number +15005550001 is not a valid phone number."), since errors are
+// logged.
 func (e *APIError) Error() string {
-	return fmt.Sprintf("twilio: HTTP %d: %s (error %d)", e.Status, e.Message, e.Code)
+	return fmt.Sprintf("twilio: HTTP %d: %s (error %d)", e.Status, phoneNumber.ReplaceAllString(e.Message, "[number]"), e.Code)
 }
+
+// phoneNumber matches what may be a phone number in free text: 6 digits
+// or more, with the separators people write.
+var phoneNumber = regexp.MustCompile(`\+?[0-9][0-9 ().-]{4,}[0-9]`)
 
 // Unwrap returns bot.ErrUndeliverable when retrying cannot help.
 func (e *APIError) Unwrap() error {
