@@ -34,8 +34,8 @@ func (e *e2e) startFleet(workers ...string) {
 	e.env = []string{"REDIS_URL=" + srv.URL(), "METRICS_ADDR=127.0.0.1", "METRICS_AUTH_TOKEN=" + e.token,
 		"HEARTBEAT_INTERVAL=" + e2eHeartbeat, "LOG_DIR=" + t.TempDir(), "JOB_RETRY_BACKOFF=0.1",
 		"DEPLOYMENT_ENV=" + e2eEnv, "REGION=" + e2eRegion}
-	addr, _ := e.startProcess(t, e.env, "bot")
-	e.botURL = "http://" + addr
+	addr, bot := e.startProcess(t, append(slices.Clip(e.env), e.chatEnv()...), "bot")
+	e.botURL, e.bot = "http://"+addr, bot
 	for _, id := range workers {
 		_, e.workers[id] = e.startProcess(t, append(slices.Clip(e.env), "WORKER_ID="+id), "worker")
 	}
@@ -155,7 +155,7 @@ func localize(t *testing.T, cfg map[string]any, botAddr string) {
 }
 
 // runJobs submits a few jobs of each kind through the bot's web API and
-// waits for each to finish.
+// waits for each to finish, then runs one from each chat frontend.
 func (e *e2e) runJobs() {
 	t := e.t
 	t.Helper()
@@ -178,6 +178,7 @@ func (e *e2e) runJobs() {
 			return job.Status == "succeeded" || job.Status == "failed", fmt.Sprintf("%s %v", body, err)
 		})
 	}
+	e.runChatJobs()
 }
 
 // trickle keeps submitting jobs until stop is called, so that every rate()

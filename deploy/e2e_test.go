@@ -73,6 +73,8 @@ func TestPrometheusE2E(t *testing.T) {
 	stop := e.trickle()
 	e.lap("first jobs done")
 	t.Run("dashboard and design queries return data", e.dashboardQueries)
+	t.Run("the per-frontend panel shows every frontend", e.frontendPanel)
+	t.Run("the design's telegram_bot LogQL example finds the bot's lines", e.chatLogQL)
 	t.Run("dashboard variables list the fleet and filter it", e.dashboardVariables)
 	stop()
 	e.lap("queries answered")
@@ -91,6 +93,8 @@ type e2e struct {
 	token   string   // METRICS_AUTH_TOKEN of the fleet and Prometheus
 	env     []string // environment of the bot and the workers
 	botURL  string
+	bot     *testbin.Proc
+	chat    *chatPlatforms // the chat frontends' platforms
 	workers map[string]*testbin.Proc
 	prom    string // Prometheus's base URL
 }
