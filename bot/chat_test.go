@@ -11,6 +11,7 @@ import (
 
 	"github.com/botfleet/botfleet/bot"
 	"github.com/botfleet/botfleet/internal/chattest"
+	"github.com/botfleet/botfleet/jobs"
 )
 
 func TestParseCommand(t *testing.T) {
@@ -288,5 +289,22 @@ func TestReplyRetriesThenDrops(t *testing.T) {
 	}
 	if got := e.Counter(t, "bot_frontend_jobs_total", "frontend", "test_bot", "status", "expired"); got != 1 {
 		t.Errorf(`bot_frontend_jobs_total{status="expired"} = %v, want 1`, got)
+	}
+}
+
+func TestRunWhenTheBacklogIsFull(t *testing.T) {
+	e := chattest.New(t)
+	d := e.Deps("test_bot", bot.ChatOptions{})
+	d.Queue = jobs.NewQueue(e.RDB, "", jobs.QueueOptions{MaxBacklog: 1})
+	c := bot.NewChat(d, bot.Platform{})
+	ctx := context.Background()
+	if r := c.Handle(ctx, bot.Message{User: "u", Text: "run echo", Route: "r"}); r.JobID == "" {
+		t.Fatalf("first job not queued: %q", r.Text)
+	}
+	if r := c.Handle(ctx, bot.Message{User: "u", Text: "run echo", Route: "r"}); r.JobID != "" || r.Text != "The job queue is full; try again later." {
+		t.Errorf("over the backlog: %+v", r)
+	}
+	if n, _ := c.Pending(ctx); n != 1 {
+		t.Errorf("%d replies owed, want the first job's only", n)
 	}
 }

@@ -134,7 +134,11 @@ func (c *Chat) run(ctx context.Context, m Message, user string, cmd Command) Rep
 	qctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
 	info, err := c.d.Queue.Enqueue(qctx, cmd.Arg, json.RawMessage(payload))
-	if err != nil {
+	switch {
+	case errors.Is(err, jobs.ErrBacklogFull):
+		c.d.Logger.WarnContext(ctx, "job not queued: the backlog is full", "type", cmd.Arg, "user", user)
+		return Reply{Text: "The job queue is full; try again later."}
+	case err != nil:
 		c.d.Logger.ErrorContext(ctx, "job not queued", "type", cmd.Arg, "user", user, "error", err)
 		return Reply{Text: "The job queue is unavailable; try again."}
 	}
