@@ -379,6 +379,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Run("live fleet", func(t *testing.T) { testLiveFleet(t, chrome) })
 	t.Run("token", func(t *testing.T) { testToken(t, chrome) })
 	t.Run("a thousand workers", func(t *testing.T) { testThousandWorkers(t, chrome) })
+	t.Run("a hundred thousand workers", func(t *testing.T) { testHundredThousand(t, chrome) })
 	t.Run("polling without events", func(t *testing.T) { testPollsWithoutEvents(t, chrome) })
 }
 

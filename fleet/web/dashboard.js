@@ -1,10 +1,11 @@
 // botfleet fleet dashboard: plain DOM, no framework, no build step.
 //
-// Data: GET api/fleet (the fleet), api/fleet/history?worker=<id>&n=<n>
-// (a worker's recent beats, oldest first) and the Server-Sent Events of
-// api/fleet/events (event "fleet", the api/fleet document, every 2 s). The
-// URLs are relative so the page also works behind a proxy that serves the
-// bot under a path.
+// Data: GET api/fleet?limit=&state=&prefix=&cursor= (a page of the fleet,
+// with the whole fleet's summary), api/fleet/history?worker=<id>&n=<n> (a
+// worker's recent beats, oldest first) and the Server-Sent Events of
+// api/fleet/events with the same parameters (event "fleet", the page, every
+// 2 s). The URLs are relative so the page also works behind a proxy that
+// serves the bot under a path.
 //
 // Authentication: when the bot runs with METRICS_AUTH_TOKEN the API wants
 // "Authorization: Bearer <token>", while this page is served to anyone (it
@@ -18,9 +19,12 @@
 // markup, and the workers are kept in a Map (an id such as "__proto__" is
 // just a key).
 //
-// Scale: each worker's card is built once and then updated in place, a field
-// only when its text changed, and only while the card is on screen (or near
-// it): with a thousand workers an update costs what the visible cards cost.
+// Scale: the page shows at most PAGE_SIZE cards, a page the server chose
+// (by state, by id prefix, then by id after a cursor), and the whole fleet's
+// counts from the summary, so a fleet of 100,000 costs what a thousand do.
+// Each worker's card is built once and then updated in place, a field only
+// when its text changed, and only while the card is on screen (or near it):
+// with a thousand workers an update costs what the visible cards cost.
 // Sparklines keep at most MAX_POINTS points; a worker's history is fetched
 // when its card first comes into view.
 
@@ -36,6 +40,9 @@ const MAX_POINTS = 60; // sparkline points per worker
 const RATE_WINDOW_S = 60; // throughput is measured over this much of each worker's beats
 const GONE_MS = 30000; // a worker that left stays on the page, dimmed, this long
 const HISTORY_PARALLEL = 4; // history requests in flight at once
+const PAGE_SIZE = 1000; // cards on the page at most: the API's largest page
+const FIRST_SIZE = 100; // the first answer's cards: a screenful painted at once, the stream brings the rest
+const PREFIX_WAIT_MS = 300; // typing in the prefix box settles this long before a new page
 
 const STATES = ["STARTING", "IDLE", "BUSY", "STOPPING", "STOPPED"];
 const HEALTHS = ["alive", "stale", "invalid"];
@@ -52,7 +59,22 @@ const page = {
   filter: "",
   reorder: false, // a worker joined or left since the cards were placed
   renderQueued: false,
+  firstRender: true,
 };
+// query is the page of the fleet shown. gen numbers the queries, so that an
+// answer to an older one is dropped.
+const query = { state: "", prefix: "", cursor: "", back: [], gen: 0 };
+const transport = { stop: null, poll: null }; // the current stream's stop, or polling's "now"
+
+// params returns the API's parameters for the current query, with a page of
+// limit workers.
+function params(limit = PAGE_SIZE) {
+  const p = new URLSearchParams({ limit: String(limit) });
+  if (query.state) p.set("state", query.state);
+  if (query.prefix) p.set("prefix", query.prefix);
+  if (query.cursor) p.set("cursor", query.cursor);
+  return p.toString();
+}
 let seq = 0; // numbers the cards' element ids
 
 // readToken returns the token in the URL fragment (#token=...), or "". It
@@ -107,7 +129,8 @@ function showNotice(text) {
   el.hidden = !text;
 }
 
-function accept(snap) {
+function accept(snap, gen) {
+  if (gen !== query.gen) return; // the answer to a page no longer shown
   const start = performance.now();
   page.snap = snap;
   page.received = Date.now();
@@ -131,20 +154,29 @@ function failed(err) {
 }
 
 // startPolling fetches api/fleet every POLL_MS, one request at a time, and
-// backs off while it fails.
+// backs off while it fails. transport.poll asks for the next fetch now.
 function startPolling() {
   let delay = POLL_MS;
+  let timer = 0;
+  let busy = false;
   const tick = async () => {
+    clearTimeout(timer);
+    if (busy) return;
+    busy = true;
+    const gen = query.gen;
     try {
-      accept(await getJSON(API));
+      accept(await getJSON(`${API}?${params()}`), gen);
       setConn("live", "live (polling)");
       delay = POLL_MS;
     } catch (err) {
       failed(err);
       delay = Math.min(delay * 2, POLL_MAX_MS);
     }
-    setTimeout(tick, delay);
+    busy = false;
+    timer = setTimeout(tick, gen === query.gen ? delay : 0);
   };
+  transport.stop = null;
+  transport.poll = tick;
   tick();
 }
 
@@ -153,18 +185,23 @@ function startPolling() {
 // connection (an HTTP error, a proxy that does not pass the stream) or
 // SILENCE_MS without an event, the page polls instead, until it is reloaded.
 function startEvents() {
-  const es = new EventSource(EVENTS);
+  const gen = query.gen;
+  const es = new EventSource(`${EVENTS}?${params()}`);
   let errors = 0;
   let last = Date.now();
   let over = false;
-  const giveUp = () => {
-    if (over) return;
+  const stop = () => {
     over = true;
     clearInterval(watchdog);
     es.close();
+  };
+  const giveUp = () => {
+    if (over) return;
+    stop();
     console.warn("botfleet: the fleet event stream failed; polling " + API + " instead");
     startPolling();
   };
+  transport.stop = stop;
   const watchdog = setInterval(() => {
     if (Date.now() - last > SILENCE_MS) giveUp();
   }, 1000);
@@ -177,7 +214,7 @@ function startEvents() {
     } catch {
       return; // a torn or foreign event: the next one replaces it
     }
-    accept(snap);
+    accept(snap, gen);
     setConn("live", "live");
   });
   es.addEventListener("error", (ev) => {
@@ -265,9 +302,46 @@ function rate(rec) {
   return (last.jobs - first.jobs) / (last.t - first.t);
 }
 
+// showQuery moves to another page of the fleet: the cards of the old one
+// go, and the transport asks for the new one at once.
+function showQuery(change) {
+  Object.assign(query, change);
+  query.gen++;
+  for (const rec of workers.values()) {
+    viewport.unobserve(rec.el);
+    rec.el.remove();
+  }
+  workers.clear();
+  viewport.queue.length = 0;
+  page.reorder = true;
+  renderPager(null);
+  if (transport.stop) {
+    transport.stop();
+    startEvents();
+  } else if (transport.poll) {
+    transport.poll();
+  }
+}
+
+// renderPager enables the page buttons and says which page this is.
+function renderPager(snap) {
+  $("prev").disabled = query.back.length === 0;
+  $("next").disabled = !snap?.next_cursor;
+  const n = query.back.length;
+  const shown = snap?.workers?.length ?? 0;
+  const total = snap?.summary?.total;
+  $("range").textContent = snap && total !== undefined && total > shown
+    ? `page ${nf.format(n + 1)}: ${nf.format(shown)} workers of ${nf.format(total)}`
+    : "";
+}
+
 function ingest(snap) {
   const now = Date.now();
   const present = new Set();
+  // A page that stops short of the fleet's end (next_cursor) loses its last
+  // workers when others join before them: those moved to the next page, they
+  // did not leave.
+  const next = typeof snap.next_cursor === "string" ? snap.next_cursor : "";
   for (const w of snap.workers || []) {
     const id = String(w.worker_id ?? "");
     present.add(id);
@@ -285,6 +359,13 @@ function ingest(snap) {
   }
   for (const [id, rec] of workers) {
     if (present.has(id)) continue;
+    if (next && id > next) {
+      viewport.unobserve(rec.el);
+      rec.el.remove();
+      workers.delete(id);
+      page.reorder = true;
+      continue;
+    }
     if (!rec.goneAt) {
       rec.goneAt = now;
       rec.dirty = true;
@@ -388,12 +469,19 @@ function scheduleRender() {
 function render() {
   const start = performance.now();
   renderSummary();
+  renderPager(page.snap);
   for (const rec of workers.values()) {
     if (rec.dirty && rec.visible) renderCard(rec);
   }
   placeCards();
   applyFilter();
   measure("botfleet:render", start);
+  if (page.firstRender && workers.size > 0) {
+    // When the first cards were drawn, counted from the navigation: what a
+    // test reads as the first paint of a large fleet.
+    page.firstRender = false;
+    performance.mark("botfleet:first-render");
+  }
 }
 
 // measure records a User Timing measure, which shows in the browser's
@@ -599,11 +687,29 @@ function tickClock() {
   if (gone) scheduleRender();
 }
 
+function startPager() {
+  $("state").addEventListener("change", (ev) => showQuery({ state: ev.target.value, cursor: "", back: [] }));
+  let wait = 0;
+  $("prefix").addEventListener("input", (ev) => {
+    clearTimeout(wait);
+    wait = setTimeout(() => showQuery({ prefix: ev.target.value.trim(), cursor: "", back: [] }), PREFIX_WAIT_MS);
+  });
+  $("next").addEventListener("click", () => {
+    const next = page.snap?.next_cursor;
+    if (next) showQuery({ cursor: next, back: [...query.back, query.cursor] });
+  });
+  $("prev").addEventListener("click", () => {
+    if (query.back.length === 0) return;
+    showQuery({ cursor: query.back[query.back.length - 1], back: query.back.slice(0, -1) });
+  });
+}
+
 async function main() {
   $("filter").addEventListener("input", (ev) => {
     page.filter = ev.target.value.trim().toLowerCase();
     applyFilter();
   });
+  startPager();
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) scheduleRender();
   });
@@ -617,10 +723,12 @@ async function main() {
     startPolling();
     return;
   }
-  // One fetch paints the page at once (the stream's first event may be up
-  // to 2 s away) and tells whether the API wants a token.
+  // One fetch of a screenful paints the page at once, and tells whether
+  // the API wants a token; the stream's first event, sent as it opens,
+  // brings the rest of the page.
   try {
-    accept(await getJSON(API));
+    const gen = query.gen;
+    accept(await getJSON(`${API}?${params(FIRST_SIZE)}`), gen);
   } catch (err) {
     failed(err);
     if (err instanceof HTTPError) {
