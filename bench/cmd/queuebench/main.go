@@ -59,6 +59,7 @@ type bench struct {
 	beatJobs   int
 	beatRate   int
 	only       string
+	queue      string
 	cpuprofile string
 	addr       string
 	rdb        *redis.Client
@@ -74,6 +75,7 @@ func (b *bench) parseFlags(args []string) error {
 	fs.IntVar(&b.beatJobs, "beat-jobs", 3000, "echo jobs run on one worker in the beats scenario")
 	fs.IntVar(&b.beatRate, "beat-rate", 1200, "jobs per second enqueued in the beats scenario")
 	fs.StringVar(&b.only, "only", "", "run one scenario only: drain, latency, sleep or beats")
+	fs.StringVar(&b.queue, "queue", "", "run one queue only: botfleet or asynq (to profile it)")
 	fs.StringVar(&b.cpuprofile, "cpuprofile", "", "write this process's CPU profile here")
 	fs.StringVar(&b.addr, "redis", "", "host:port of a Redis to use (its data is flushed); default: start redis-server")
 	return fs.Parse(args)
@@ -121,7 +123,13 @@ func (b *bench) run(ctx context.Context) error {
 
 // queues are the two systems compared, botfleet first.
 func (b *bench) queues() []queue {
-	return []queue{&botfleetQueue{addr: b.addr}, &asynqQueue{addr: b.addr}}
+	var qs []queue
+	for _, q := range []queue{&botfleetQueue{addr: b.addr}, &asynqQueue{addr: b.addr}} {
+		if b.queue == "" || b.queue == q.name() {
+			qs = append(qs, q)
+		}
+	}
+	return qs
 }
 
 // flush empties the database between rounds.

@@ -242,6 +242,9 @@ func printTable(res map[string][]map[string]float64, cols []string, ratio string
 	med := map[string]map[string]float64{}
 	for _, name := range []string{"botfleet", "asynq"} {
 		med[name] = map[string]float64{}
+		if len(res[name]) == 0 {
+			continue
+		}
 		fmt.Printf("| %s |", name)
 		for _, c := range cols {
 			var vs []float64
