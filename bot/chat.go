@@ -12,6 +12,7 @@ import (
 	"unicode/utf16"
 
 	"github.com/botfleet/botfleet/fleet"
+	"github.com/botfleet/botfleet/internal/clock"
 	"github.com/botfleet/botfleet/internal/config"
 	"github.com/botfleet/botfleet/jobs"
 	"github.com/botfleet/botfleet/logging"
@@ -51,6 +52,9 @@ type ChatOptions struct {
 	// SendTimeout bounds each call to a platform's API. Default
 	// DefaultSendTimeout.
 	SendTimeout time.Duration
+	// Clock is what the reply loop waits on between polls; nil means the
+	// wall clock.
+	Clock jobs.Clock
 }
 
 func (o ChatOptions) withDefaults() ChatOptions {
@@ -72,6 +76,7 @@ func (o ChatOptions) withDefaults() ChatOptions {
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = DefaultSendTimeout
 	}
+	o.Clock = clock.Or(o.Clock)
 	return o
 }
 

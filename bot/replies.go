@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botfleet/botfleet/internal/clock"
 	"github.com/botfleet/botfleet/jobs"
 	"github.com/botfleet/botfleet/logging"
 )
@@ -99,14 +100,10 @@ func (c *Chat) Pending(ctx context.Context) (int64, error) {
 // logged, once an outage, and survived. A frontend's Run calls it.
 func (c *Chat) RunReplies(ctx context.Context, send SendFunc) error {
 	l := &replyLoop{c: c, send: send}
-	t := time.NewTicker(c.o.PollInterval)
-	defer t.Stop()
 	for {
 		l.sweep(ctx)
-		select {
-		case <-ctx.Done():
+		if !clock.Sleep(ctx, c.o.Clock, c.o.PollInterval) {
 			return nil
-		case <-t.C:
 		}
 	}
 }

@@ -44,6 +44,9 @@ const (
 	TokenLifetime = 15 * time.Minute
 	// maxInteraction bounds a request's body.
 	maxInteraction = 1 << 20
+	// responseBudget is what the bot spends before it responds to an
+	// interaction, of the 3 seconds Discord gives.
+	responseBudget = 2 * time.Second
 )
 
 // DefaultAPIURL is Options.APIURL's default.
@@ -195,7 +198,10 @@ func (f *Frontend) interactions(w http.ResponseWriter, r *http.Request) {
 // command runs a slash command, answers Discord with a deferred response
 // and posts the answer as a follow-up.
 func (f *Frontend) command(w http.ResponseWriter, r *http.Request, in Interaction) {
-	ctx := r.Context()
+	// Discord waits 3 seconds for the response: a slow Redis makes the
+	// answer "try again", not a failed interaction.
+	ctx, cancel := context.WithTimeout(r.Context(), responseBudget)
+	defer cancel()
 	seen, err := f.chat.Seen(ctx, in.ID)
 	switch {
 	case err != nil:

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/botfleet/botfleet/bot"
+	"github.com/botfleet/botfleet/internal/clock"
 	"github.com/botfleet/botfleet/internal/config"
 )
 
@@ -272,12 +273,8 @@ func (f *Frontend) poll(ctx context.Context) {
 			err = fmt.Errorf("%w (a webhook is set: delete it with `botfleet telegram delete-webhook`, or use TELEGRAM_MODE=webhook)", err)
 		}
 		f.d.Logger.WarnContext(ctx, "getUpdates failed; retrying", "error", err, "retry_in", wait.String())
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !clock.Sleep(ctx, clock.Real, wait) {
 			return
-		case <-t.C:
 		}
 		wait = min(2*wait, maxWait)
 	}
