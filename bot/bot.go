@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -89,7 +90,18 @@ type Options struct {
 	// Chat configures what the chat frontends share: the per-user rate
 	// limit, the payload cap, how replies are polled (CHAT_* variables).
 	Chat ChatOptions
+	// RequestTimeout bounds the Redis calls of one request (REDIS_TIMEOUT):
+	// a hung Redis yields a prompt 503, never a hung client. Default
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxBacklog is the most jobs the queue holds waiting or running
+	// (JOB_MAX_BACKLOG); past it a submission is refused with 429 before
+	// anything is written. Default jobs.DefaultMaxBacklog.
+	MaxBacklog int64
 }
+
+// DefaultRequestTimeout is Options.RequestTimeout's default.
+const DefaultRequestTimeout = 2 * time.Second
 
 // FromEnv reads the bot's variables (README's configuration table)
 // through getenv, os.Getenv when nil. Every bad variable is named in the
@@ -102,6 +114,8 @@ func FromEnv(getenv func(string) string) (Options, error) {
 	return Options{
 		RedisURL: p.RedisURL, Queue: j.Queue, MaxAttempts: j.MaxAttempts,
 		Addr: p.MetricsAddr, AuthToken: p.AuthToken, Deployment: &d, Chat: chatFromEnv(l),
+		RequestTimeout: l.Seconds("REDIS_TIMEOUT", DefaultRequestTimeout, 100*time.Millisecond, time.Minute),
+		MaxBacklog:     int64(l.Int("JOB_MAX_BACKLOG", jobs.DefaultMaxBacklog, 1, 1<<31-1)),
 	}, l.Err()
 }
 
@@ -162,7 +176,10 @@ func New(o Options) (*Bot, error) {
 		closeOwned(rdb, owned)
 		return nil, fmt.Errorf("bot: %w", err)
 	}
-	queue := jobs.NewQueue(rdb, o.Queue, jobs.QueueOptions{MaxAttempts: o.MaxAttempts})
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	queue := jobs.NewQueue(rdb, o.Queue, jobs.QueueOptions{MaxAttempts: o.MaxAttempts, MaxBacklog: o.MaxBacklog})
 	if err := o.Registry.Register(NewQueueCollector(queue, queue.Name())); err != nil {
 		closeOwned(rdb, owned)
 		return nil, fmt.Errorf("bot: %w", err)
@@ -186,7 +203,7 @@ func closeOwned(rdb redis.UniversalClient, owned bool) {
 // bot's Redis and the chat options.
 func (b *Bot) Deps(name string) Deps {
 	return Deps{Name: name, Queue: b.queue, Types: b.types, Metrics: b.metrics, Logger: FrontendLogger(b.o.Logger, name),
-		Redis: b.rdb, Chat: b.o.Chat}
+		Redis: b.rdb, Chat: b.o.Chat, Timeout: b.o.RequestTimeout}
 }
 
 // Add adds frontends; it must be called before Run. Frontend names must be

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -49,6 +50,9 @@ type Deps struct {
 	Redis redis.UniversalClient
 	// Chat configures what the chat frontends share (NewChat).
 	Chat ChatOptions
+	// Timeout bounds the Redis calls of one request or message; zero
+	// means DefaultRequestTimeout.
+	Timeout time.Duration
 }
 
 // Metrics are the bot's own Prometheus metrics. They are safe for
@@ -60,6 +64,7 @@ type Metrics struct {
 	limited   *prometheus.CounterVec
 	finished  *prometheus.CounterVec
 	replies   *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
 }
 
 // NewMetrics registers the bot's metrics on reg: bot_jobs_submitted_total
@@ -80,10 +85,12 @@ func NewMetrics(reg prometheus.Registerer, info prometheus.Labels) (*Metrics, er
 		finished: counter("bot_frontend_jobs_total",
 			"Jobs started from a chat that ended, by frontend and final status (succeeded, failed, or expired when its record was gone).", "frontend", "status"),
 		replies: counter("bot_frontend_replies_total", "Replies the chat frontends sent, by frontend and result (sent, failed).", "frontend", "result"),
+		rejected: counter("bot_jobs_rejected_total",
+			"Job submissions not queued, by frontend and reason (bad_request, backlog_full, redis_error; unknown: Redis did not answer in time, the job may be queued).", "frontend", "reason"),
 	}
 	infoGauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "bot_info", Help: "Identity of this bot process; always 1.", ConstLabels: info})
 	infoGauge.Set(1)
-	for _, c := range []prometheus.Collector{m.submitted, m.requests, m.messages, m.limited, m.finished, m.replies, infoGauge} {
+	for _, c := range []prometheus.Collector{m.submitted, m.requests, m.messages, m.limited, m.finished, m.replies, m.rejected, infoGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -97,6 +104,12 @@ func (m *Metrics) Submitted(typ, frontend string) { m.submitted.WithLabelValues(
 // Request counts one answered request.
 func (m *Metrics) Request(frontend string, code int) {
 	m.requests.WithLabelValues(frontend, strconv.Itoa(code)).Inc()
+}
+
+// Rejected counts one submission not queued (or not known to be), by
+// reason.
+func (m *Metrics) Rejected(frontend, reason string) {
+	m.rejected.WithLabelValues(frontend, reason).Inc()
 }
 
 // Message counts one chat message received, by its command ("status",
@@ -130,6 +143,16 @@ func (m *Metrics) CountRequests(frontend string, h http.Handler) http.Handler {
 		h.ServeHTTP(sw, r)
 		m.Request(frontend, sw.code)
 	})
+}
+
+// SubmittedCounter returns the counter behind Submitted, for tests.
+func (m *Metrics) SubmittedCounter(typ, frontend string) prometheus.Counter {
+	return m.submitted.WithLabelValues(typ, frontend)
+}
+
+// RejectedCounter returns the counter behind Rejected, for tests.
+func (m *Metrics) RejectedCounter(frontend, reason string) prometheus.Counter {
+	return m.rejected.WithLabelValues(frontend, reason)
 }
 
 // RequestsCounter returns the counter behind Request, for tests and

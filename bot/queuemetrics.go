@@ -10,8 +10,9 @@ import (
 )
 
 // QueueCollector exports the job queue's depth at scrape time:
-// jobs_queue_pending (waiting or running), jobs_queue_retrying and
-// jobs_dead_letters, each by queue. A scrape costs one pipelined Redis
+// jobs_queue_pending (waiting or running), jobs_queue_retrying,
+// jobs_dead_letters, jobs_queue_backlog and jobs_queue_backlog_limit, each
+// by queue. A scrape costs one pipelined Redis
 // round trip, bounded by a timeout; when Redis does not answer, the
 // series are left out and jobs_queue_up reports 0.
 type QueueCollector struct {
@@ -19,6 +20,7 @@ type QueueCollector struct {
 	name                        string
 	timeout                     time.Duration
 	pending, retrying, dead, up *prometheus.Desc
+	backlog, limit              *prometheus.Desc
 }
 
 // NewQueueCollector returns a collector for queue q named name.
@@ -30,6 +32,8 @@ func NewQueueCollector(q *jobs.Queue, name string) *QueueCollector {
 		retrying: prometheus.NewDesc("jobs_queue_retrying", "Jobs waiting for a retry after a failure.", l, nil),
 		dead:     prometheus.NewDesc("jobs_dead_letters", "Jobs in the dead-letter stream.", l, nil),
 		up:       prometheus.NewDesc("jobs_queue_up", "1 when the queue's Redis answered the last scrape.", l, nil),
+		backlog:  prometheus.NewDesc("jobs_queue_backlog", "Jobs counted against the backlog limit: waiting, running or waiting for a retry.", l, nil),
+		limit:    prometheus.NewDesc("jobs_queue_backlog_limit", "The backlog at which submissions are refused with 429 (JOB_MAX_BACKLOG).", l, nil),
 	}
 }
 
@@ -39,6 +43,8 @@ func (c *QueueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.retrying
 	ch <- c.dead
 	ch <- c.up
+	ch <- c.backlog
+	ch <- c.limit
 }
 
 // Collect reads the queue's stats.
@@ -54,4 +60,6 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(st.Length), c.name)
 	ch <- prometheus.MustNewConstMetric(c.retrying, prometheus.GaugeValue, float64(st.Retrying), c.name)
 	ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(st.DeadLetters), c.name)
+	ch <- prometheus.MustNewConstMetric(c.backlog, prometheus.GaugeValue, float64(st.Backlog), c.name)
+	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(st.MaxBacklog), c.name)
 }

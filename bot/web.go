@@ -1,6 +1,8 @@
 package bot
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +11,9 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/botfleet/botfleet/internal/wire"
 	"github.com/botfleet/botfleet/jobs"
 	"github.com/botfleet/botfleet/logging"
 )
@@ -45,63 +49,156 @@ type submitRequest struct {
 	Payload json.RawMessage `json:"payload"`
 }
 
+// IdempotencyHeader is the request header that makes a retried POST
+// /api/jobs return the job the first request queued, as payment APIs do.
+const IdempotencyHeader = "Idempotency-Key"
+
+// backlogRetryAfter is the Retry-After of a 429 for a full backlog.
+const backlogRetryAfter = "10"
+
+// submit queues a job. Every answer is true: 202 means queued (200 with
+// Idempotent-Replayed when the key had queued it already); 4xx means not
+// queued; 503 "unavailable" means not queued; 503 "unknown" names the id to
+// look up, because a request that timed out may still have queued it.
 func (w *Web) submit(rw http.ResponseWriter, r *http.Request) {
+	req, key, msg, code := w.readSubmit(rw, r)
+	if code != 0 {
+		w.refuse(rw, r, code, "bad_request", msg)
+		return
+	}
+	id := jobs.NewID(req.Type)
+	ctx, cancel := w.redisContext(r.Context())
+	defer cancel()
+	info, existed, err := w.deps.Queue.EnqueueWith(ctx, req.Type, req.Payload, jobs.EnqueueOptions{ID: id, IdempotencyKey: key})
+	logCtx := logging.With(r.Context(), logging.KeyJobID, id)
+	switch {
+	case errors.Is(err, jobs.ErrBacklogFull):
+		rw.Header().Set("Retry-After", backlogRetryAfter)
+		w.deps.Logger.WarnContext(r.Context(), "job refused: the queue's backlog is full", "type", req.Type, "error", err)
+		w.refuse(rw, r, http.StatusTooManyRequests, "backlog_full", "the queue's backlog is at its limit (JOB_MAX_BACKLOG); not queued: try again later")
+	case err != nil && wire.IsReplyError(err):
+		w.deps.Logger.ErrorContext(logCtx, "job not queued", "type", req.Type, "error", err)
+		w.refuse(rw, r, http.StatusServiceUnavailable, "redis_error", "the job queue refused the job; not queued: try again")
+	case err != nil && existed:
+		// The key had queued a job, whose record could not be read now.
+		w.deps.Logger.WarnContext(logging.With(r.Context(), logging.KeyJobID, info.ID), "idempotent replay: the job exists but could not be read", "error", err)
+		rw.Header().Set("Location", "/api/jobs/"+info.ID)
+		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"id": info.ID, "status": "exists",
+			"error": "this Idempotency-Key queued job " + info.ID + " already; its record cannot be read now: GET /api/jobs/" + info.ID + " later"})
+	case err != nil:
+		w.deps.Logger.ErrorContext(logCtx, "job submission outcome unknown", "type", req.Type, "error", err)
+		w.deps.Metrics.Rejected(w.Name(), "unknown")
+		rw.Header().Set("Location", "/api/jobs/"+id)
+		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"id": id, "status": "unknown",
+			"error": "Redis did not answer in time: the job may or may not be queued. GET /api/jobs/" + id +
+				" tells (404 means not queued), or send the request again with the same Idempotency-Key"})
+	case existed:
+		w.deps.Logger.InfoContext(logging.With(r.Context(), logging.KeyJobID, info.ID), "idempotent replay", "type", req.Type)
+		rw.Header().Set("Idempotent-Replayed", "true")
+		rw.Header().Set("Location", "/api/jobs/"+info.ID)
+		writeJSON(rw, http.StatusOK, info)
+	default:
+		w.deps.Metrics.Submitted(req.Type, w.Name())
+		w.deps.Logger.InfoContext(logCtx, "job submitted", "type", req.Type, "remote", r.RemoteAddr)
+		rw.Header().Set("Location", "/api/jobs/"+info.ID)
+		writeJSON(rw, http.StatusAccepted, info)
+	}
+}
+
+// readSubmit reads and checks a submission: its media type, size, UTF-8,
+// one JSON object with nothing after it, a known type, the type's payload
+// rules and the idempotency key. A non-zero code is the refusal's, with msg.
+func (w *Web) readSubmit(rw http.ResponseWriter, r *http.Request) (req submitRequest, key, msg string, code int) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			writeError(rw, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: want application/json", ct))
-			return
+			return req, "", fmt.Sprintf("Content-Type %q: want application/json", ct), http.StatusUnsupportedMediaType
 		}
 	}
-	var req submitRequest
-	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, MaxRequestBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	key = r.Header.Get(IdempotencyHeader)
+	if msg := checkIdempotencyKey(key); msg != "" {
+		return req, "", msg, http.StatusBadRequest
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, MaxRequestBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(rw, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", MaxRequestBody))
-			return
+			return req, "", fmt.Sprintf("request body over %d bytes", MaxRequestBody), http.StatusRequestEntityTooLarge
 		}
-		writeError(rw, http.StatusBadRequest, "request body: "+describeJSONError(err)+`; want {"type": "<job type>", "payload": {...}}`)
-		return
+		return req, "", "request body: " + err.Error(), http.StatusBadRequest
 	}
-	if dec.More() {
-		writeError(rw, http.StatusBadRequest, "request body: want one JSON object, found more after it")
-		return
+	if !utf8.Valid(body) {
+		return req, "", fmt.Sprintf("request body: not valid UTF-8 at byte %d", invalidUTF8At(body)), http.StatusBadRequest
 	}
-	if req.Type == "" {
-		writeError(rw, http.StatusBadRequest, `"type" is missing; want one of `+strings.Join(w.deps.Types.Types(), ", "))
-		return
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, "", "request body: " + describeJSONError(err) + `; want {"type": "<job type>", "payload": {...}}`, http.StatusBadRequest
 	}
-	if !w.deps.Types.Has(req.Type) {
-		writeError(rw, http.StatusBadRequest, fmt.Sprintf("unknown job type %q; want one of %s", req.Type, strings.Join(w.deps.Types.Types(), ", ")))
-		return
+	if _, err := dec.Token(); err != io.EOF {
+		return req, "", "request body: want one JSON object, found more after it", http.StatusBadRequest
 	}
-	payload := req.Payload
-	if len(payload) == 0 || string(payload) == "null" {
-		payload = json.RawMessage("{}")
+	types := w.deps.Types
+	switch {
+	case req.Type == "":
+		return req, "", `"type" is missing; want one of ` + strings.Join(types.Types(), ", "), http.StatusBadRequest
+	case !types.Has(req.Type):
+		return req, "", fmt.Sprintf("unknown job type %q; want one of %s", req.Type, strings.Join(types.Types(), ", ")), http.StatusBadRequest
 	}
-	info, err := w.deps.Queue.Enqueue(r.Context(), req.Type, payload)
-	if err != nil {
-		w.deps.Logger.ErrorContext(r.Context(), "job not queued", "type", req.Type, "error", err)
-		writeError(rw, http.StatusServiceUnavailable, "the job queue is unavailable; try again")
-		return
+	if len(req.Payload) == 0 || string(req.Payload) == "null" {
+		req.Payload = json.RawMessage("{}")
 	}
-	w.deps.Metrics.Submitted(req.Type, w.Name())
-	ctx := logging.With(r.Context(), logging.KeyJobID, info.ID)
-	w.deps.Logger.InfoContext(ctx, "job submitted", "type", req.Type, "remote", r.RemoteAddr)
-	rw.Header().Set("Location", "/api/jobs/"+info.ID)
-	writeJSON(rw, http.StatusAccepted, info)
+	if err := types.Validate(req.Type, req.Payload); err != nil {
+		return req, "", fmt.Sprintf("job type %q: %v", req.Type, err), http.StatusBadRequest
+	}
+	return req, key, "", 0
+}
+
+// checkIdempotencyKey returns why key is not allowed, or "".
+func checkIdempotencyKey(key string) string {
+	if len(key) > 255 {
+		return fmt.Sprintf("%s of %d bytes: want at most 255", IdempotencyHeader, len(key))
+	}
+	for _, c := range []byte(key) {
+		if c < 0x21 || c > 0x7e {
+			return fmt.Sprintf("%s %q: want printable ASCII without spaces (a UUID, say)", IdempotencyHeader, key)
+		}
+	}
+	return ""
+}
+
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
+
+// refuse answers code with msg, counting the refusal by reason.
+func (w *Web) refuse(rw http.ResponseWriter, r *http.Request, code int, reason, msg string) {
+	w.deps.Metrics.Rejected(w.Name(), reason)
+	writeError(rw, code, msg)
+}
+
+// redisContext bounds the Redis calls of one request.
+func (w *Web) redisContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, cmp.Or(w.deps.Timeout, DefaultRequestTimeout))
 }
 
 func (w *Web) get(rw http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	info, err := w.deps.Queue.Get(r.Context(), id)
+	ctx, cancel := w.redisContext(r.Context())
+	defer cancel()
+	info, err := w.deps.Queue.Get(ctx, id)
 	switch {
 	case errors.Is(err, jobs.ErrNotFound):
-		writeError(rw, http.StatusNotFound, fmt.Sprintf("no job %q (unknown, or its record expired)", id))
+		writeError(rw, http.StatusNotFound, fmt.Sprintf("no job %q (never queued, or its record expired)", id))
 	case err != nil:
 		w.deps.Logger.ErrorContext(r.Context(), "job lookup failed", "job", id, "error", err)
-		writeError(rw, http.StatusServiceUnavailable, "the job store is unavailable; try again")
+		writeError(rw, http.StatusServiceUnavailable, "the job store did not answer; try again")
 	default:
 		writeJSON(rw, http.StatusOK, info)
 	}

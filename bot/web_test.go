@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -22,6 +23,12 @@ import (
 // redis-server.
 func newAPI(t *testing.T) (*httptest.Server, *bot.Metrics, *redistest.Server) {
 	t.Helper()
+	return newAPIWith(t, jobs.QueueOptions{}, 0)
+}
+
+// newAPIWith is newAPI with queue options and a request timeout.
+func newAPIWith(t *testing.T, qo jobs.QueueOptions, timeout time.Duration) (*httptest.Server, *bot.Metrics, *redistest.Server) {
+	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	reg := prometheus.NewRegistry()
@@ -31,8 +38,8 @@ func newAPI(t *testing.T) (*httptest.Server, *bot.Metrics, *redistest.Server) {
 	}
 	mux := jobs.NewMux()
 	jobs.Builtins(mux, nil)
-	web := bot.NewWeb(bot.Deps{Queue: jobs.NewQueue(rdb, "default", jobs.QueueOptions{}), Types: mux, Metrics: m,
-		Logger: slog.New(slog.DiscardHandler)})
+	web := bot.NewWeb(bot.Deps{Queue: jobs.NewQueue(rdb, "default", qo), Types: mux, Metrics: m,
+		Logger: slog.New(slog.DiscardHandler), Timeout: timeout})
 	hm := http.NewServeMux()
 	web.Mount(func(p string, h http.Handler, _ bool) { hm.Handle(p, h) })
 	ts := httptest.NewServer(hm)
@@ -46,6 +53,12 @@ func do(t *testing.T, method, url, ctype, body string) (int, map[string]any, htt
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	return send(t, req)
+}
+
+// send sends req and decodes the JSON answer.
+func send(t *testing.T, req *http.Request) (int, map[string]any, http.Header) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +103,12 @@ func TestBadRequests(t *testing.T) {
 		{"unknown type", "application/json", `{"type":"rm.rf"}`, 400, `unknown job type "rm.rf"; want one of echo, fail, http.fetch, sleep`},
 		{"type not a string", "application/json", `{"type":5}`, 400, `"type"`},
 		{"two objects", "application/json", `{"type":"echo"}{"type":"echo"}`, 400, "more"},
+		{"trailing garbage", "application/json", `{"type":"echo"}]`, 400, "more"},
+		{"invalid UTF-8", "application/json", "{\"type\":\"echo\",\"payload\":{\"message\":\"\xff\"}}", 400, "not valid UTF-8 at byte 37"},
+		{"negative sleep", "application/json", `{"type":"sleep","payload":{"duration":"-1s"}}`, 400, `"duration"`},
+		{"huge sleep", "application/json", `{"type":"sleep","payload":{"duration":1e300}}`, 400, `"duration"`},
+		{"misspelt payload field", "application/json", `{"type":"sleep","payload":{"duraton":"1s"}}`, 400, `duraton`},
+		{"file URL", "application/json", `{"type":"http.fetch","payload":{"url":"file:///etc/passwd"}}`, 400, `"url"`},
 		{"wrong content type", "text/plain", `{"type":"echo"}`, 415, "application/json"},
 		{"too large", "application/json", `{"type":"echo","payload":"` + strings.Repeat("x", bot.MaxRequestBody) + `"}`, 413, "over"},
 	}

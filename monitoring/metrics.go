@@ -70,8 +70,8 @@ type workerCollector struct {
 	s  *Sampler
 	hb HeartbeatStats
 
-	state, uptime, processed, failed, hbFailures, hbLast, info *prometheus.Desc
-	memory, cpu, threads, fds                                  *prometheus.Desc // nil without a Sampler
+	state, uptime, processed, failed, dead, hbFailures, hbLast, info *prometheus.Desc
+	memory, cpu, threads, fds                                        *prometheus.Desc // nil without a Sampler
 }
 
 func newWorkerCollector(w *Worker, s *Sampler, hb HeartbeatStats, id Identity) *workerCollector {
@@ -86,8 +86,9 @@ func newWorkerCollector(w *Worker, s *Sampler, hb HeartbeatStats, id Identity) *
 		w: w, s: s, hb: hb,
 		state:      desc("worker_state", "Current state of the worker: 0 STARTING, 1 IDLE, 2 BUSY, 3 STOPPING, 4 STOPPED."),
 		uptime:     desc("worker_uptime_seconds", "Seconds since the worker started."),
-		processed:  desc("worker_jobs_processed_total", "Jobs the worker finished, failed or not."),
-		failed:     desc("worker_jobs_failed_total", "Jobs the worker finished with an error."),
+		processed:  desc("worker_jobs_processed_total", "Job attempts the worker finished, failed or not (a job retried three times counts three)."),
+		failed:     desc("worker_jobs_failed_total", "Job attempts the worker finished with an error, retried or not; worker_jobs_dead_lettered_total counts the jobs that failed for good."),
+		dead:       desc("worker_jobs_dead_lettered_total", "Jobs whose last attempt failed on this worker and that went to the dead-letter stream: jobs that failed for good."),
 		hbFailures: desc("worker_heartbeat_failures_total", "Heartbeats that failed to reach Redis."),
 		hbLast:     desc("worker_last_heartbeat_timestamp_seconds", "Unix time of the last heartbeat that reached Redis; 0 if none has."),
 		info:       prometheus.NewDesc("worker_info", "Worker identity and build; always 1.", nil, infoLabels),
@@ -102,7 +103,7 @@ func newWorkerCollector(w *Worker, s *Sampler, hb HeartbeatStats, id Identity) *
 }
 
 func (c *workerCollector) descs() []*prometheus.Desc {
-	d := []*prometheus.Desc{c.state, c.uptime, c.processed, c.failed, c.hbFailures, c.hbLast, c.info}
+	d := []*prometheus.Desc{c.state, c.uptime, c.processed, c.failed, c.dead, c.hbFailures, c.hbLast, c.info}
 	if c.s != nil {
 		d = append(d, c.memory, c.cpu, c.threads, c.fds)
 	}
@@ -124,11 +125,12 @@ func (c *workerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
 	}
-	state, processed, failed := c.w.counters()
+	state, processed, failed, dead := c.w.counters()
 	gauge(c.state, float64(state))
 	gauge(c.uptime, c.w.uptime().Seconds())
 	counter(c.processed, float64(processed))
 	counter(c.failed, float64(failed))
+	counter(c.dead, float64(dead))
 	var hbFailures, hbLast float64
 	if c.hb != nil {
 		hbFailures = float64(c.hb.Failures())

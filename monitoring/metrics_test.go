@@ -42,7 +42,7 @@ const identityLabels = `container_id="a1b2c3",deployment_env="production",hostna
 var workerMetricNames = []string{
 	"worker_state", "worker_memory_bytes", "worker_cpu_percent", "worker_uptime_seconds",
 	"worker_threads", "worker_open_fds", "worker_jobs_processed_total", "worker_jobs_failed_total",
-	"worker_job_duration_seconds", "worker_heartbeat_failures_total",
+	"worker_jobs_dead_lettered_total", "worker_job_duration_seconds", "worker_heartbeat_failures_total",
 	"worker_last_heartbeat_timestamp_seconds", "worker_info",
 }
 
@@ -143,6 +143,7 @@ func TestMetricsValues(t *testing.T) {
 	w.JobFinished("a", "scrape", time.Second, nil)
 	w.JobStarted("b", "scrape")
 	w.JobFinished("b", "scrape", time.Second, errors.New("boom"))
+	w.JobDead()                 // b's last attempt: dead-lettered
 	w.JobStarted("c", "render") // still running: BUSY
 	clock.Advance(42 * time.Second)
 
@@ -153,10 +154,13 @@ worker_heartbeat_failures_total%[1]s 3
 # HELP worker_info Worker identity and build; always 1.
 # TYPE worker_info gauge
 worker_info{container_id="a1b2c3",deployment_env="production",go_version=%[2]q,hostname="bot-server-01",region="us-west-1",version="1.2.3",worker_id="worker-1"} 1
-# HELP worker_jobs_failed_total Jobs the worker finished with an error.
+# HELP worker_jobs_dead_lettered_total Jobs whose last attempt failed on this worker and that went to the dead-letter stream: jobs that failed for good.
+# TYPE worker_jobs_dead_lettered_total counter
+worker_jobs_dead_lettered_total%[1]s 1
+# HELP worker_jobs_failed_total Job attempts the worker finished with an error, retried or not; worker_jobs_dead_lettered_total counts the jobs that failed for good.
 # TYPE worker_jobs_failed_total counter
 worker_jobs_failed_total%[1]s 1
-# HELP worker_jobs_processed_total Jobs the worker finished, failed or not.
+# HELP worker_jobs_processed_total Job attempts the worker finished, failed or not (a job retried three times counts three).
 # TYPE worker_jobs_processed_total counter
 worker_jobs_processed_total%[1]s 2
 # HELP worker_last_heartbeat_timestamp_seconds Unix time of the last heartbeat that reached Redis; 0 if none has.
@@ -179,7 +183,7 @@ worker_threads%[1]s 12
 worker_uptime_seconds%[1]s 42
 `, l, runtime.Version())
 	names := []string{
-		"worker_heartbeat_failures_total", "worker_info", "worker_jobs_failed_total", "worker_jobs_processed_total",
+		"worker_heartbeat_failures_total", "worker_info", "worker_jobs_dead_lettered_total", "worker_jobs_failed_total", "worker_jobs_processed_total",
 		"worker_last_heartbeat_timestamp_seconds", "worker_memory_bytes", "worker_open_fds", "worker_state",
 		"worker_threads", "worker_uptime_seconds",
 	}

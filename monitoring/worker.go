@@ -43,6 +43,7 @@ type Worker struct {
 	state     State
 	processed uint64
 	failed    uint64
+	dead      uint64
 	current   map[string]string // job id -> job type
 	listeners []func(old, new State)
 }
@@ -152,6 +153,14 @@ func (w *Worker) JobFinished(jobID, jobType string, took time.Duration, err erro
 	notify(listeners, old, StateIdle)
 }
 
+// JobDead records that a job failed for good: its last attempt failed and
+// it was dead-lettered (worker_jobs_dead_lettered_total).
+func (w *Worker) JobDead() {
+	w.mu.Lock()
+	w.dead++
+	w.mu.Unlock()
+}
+
 // setObserver installs the function that receives finished jobs' durations,
 // replacing any earlier one.
 func (w *Worker) setObserver(f durationObserver) { w.observer.Store(&f) }
@@ -189,8 +198,8 @@ func (w *Worker) Snapshot() WorkerSnapshot {
 
 // counters returns the job counters for a scrape without copying the
 // current jobs.
-func (w *Worker) counters() (state State, processed, failed uint64) {
+func (w *Worker) counters() (state State, processed, failed, dead uint64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.state, w.processed, w.failed
+	return w.state, w.processed, w.failed, w.dead
 }

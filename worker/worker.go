@@ -244,6 +244,7 @@ func (w *Worker) start(ctx context.Context, rdb redis.UniversalClient, p *proces
 		VisibilityTimeout: o.VisibilityTimeout, Logger: w.logger,
 		OnStart:  func(j *jobs.Job) { state.JobStarted(j.ID, j.Type) },
 		OnFinish: w.finished(state),
+		OnDead:   func(*jobs.Job, error) { state.JobDead() },
 	})
 	return &running{p: p, beater: beater, consumer: consumer, logger: w.logger}, nil
 }

@@ -128,6 +128,28 @@ func (s *Server) Stop(t testing.TB) {
 	}
 }
 
+// Freeze stops the server's process with SIGSTOP, as a hung Redis: it
+// accepts connections but answers nothing. It returns a function that
+// resumes it (SIGCONT); the server is resumed when the test ends in any
+// case.
+func (s *Server) Freeze(t testing.TB) (thaw func()) {
+	t.Helper()
+	s.mu.Lock()
+	proc := s.proc
+	s.mu.Unlock()
+	if proc == nil {
+		t.Fatal("redistest: Freeze: the server is stopped")
+	}
+	pid := proc.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("redistest: freeze: %v", err)
+	}
+	var once sync.Once
+	thaw = func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) }
+	t.Cleanup(thaw)
+	return thaw
+}
+
 // Restart starts the server again on the same port, stopping it first if it
 // is running, and returns once it answers PING. With persistence off it
 // comes back empty.
