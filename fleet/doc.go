@@ -16,6 +16,11 @@
 // nor a worker's clock can make a dead worker look alive; a worker whose
 // clock runs ahead is reported with its ClockSkew.
 //
+// Summary counts a large fleet and Page lists it a page at a time (by
+// state, id prefix and cursor) from the derived keys a Go worker keeps
+// (heartbeat.Options.StateIndex), reading only the hashes they need; a
+// worker that keeps none is still counted and listed, from its hash.
+//
 // Around the Reader: Mount serves the fleet as JSON, its history, Server-Sent
 // Events and Prometheus HTTP service discovery; NewCollector exports the
 // fleet_* metrics; WriteTable and WriteInspect format it for a terminal.

@@ -1,7 +1,8 @@
 // Package heartbeat writes a worker's heartbeat to Redis and reads it back.
 //
-// Every interval, and at once on a state change (Trigger), a Beater writes
-// the worker's Status in one MULTI/EXEC round trip:
+// Every interval, at once on a lifecycle change (Trigger), and at most once
+// per MinGap (1s) more on busy/idle flips (TriggerSoon), a Beater writes the
+// worker's Status in one MULTI/EXEC round trip:
 //
 //	DEL    worker:heartbeat:<id>
 //	HSET   worker:heartbeat:<id> worker_id <id> state IDLE timestamp 1688851200.123 ...
@@ -11,7 +12,10 @@
 //
 // The hash is the worker's latest status and expires unless renewed, the
 // sorted set lists the fleet without SCAN, and the stream keeps a bounded
-// time series of every beat. Stop appends a final STOPPED entry and removes
+// time series of every beat. With Options.StateIndex a beat also keeps the
+// derived keys StatesKey and DeadlineKey, with which a reader counts and
+// pages a large fleet without reading every hash. Write is the Beater's
+// writer, for tools that write beats for many workers. Stop appends a final STOPPED entry and removes
 // the hash and the index entry. The keys and fields are a contract with
 // workers in other languages, written down in docs/wire-format.md; Decode
 // reads an entry back and says which field is wrong when one is.
