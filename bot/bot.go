@@ -253,6 +253,9 @@ func (b *Bot) Run(ctx context.Context) error {
 	startedOnce := sync.OnceFunc(func() { close(b.started) })
 	defer startedOnce()
 	defer closeOwned(b.rdb, b.owned)
+	if err := process.CheckRedis(ctx, b.rdb); err != nil {
+		return fmt.Errorf("bot: %w", err)
+	}
 
 	p := process.New(ctx, process.Options{Redis: b.rdb, Registry: b.o.Registry, Logger: b.logger})
 	defer p.Close()

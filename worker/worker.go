@@ -135,6 +135,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if owned {
 		defer rdb.Close()
 	}
+	if err := process.CheckRedis(ctx, rdb); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 	p := process.New(ctx, process.Options{WorkerID: w.o.ID, Redis: rdb, Registry: w.o.Registry, Logger: w.logger})
 	defer p.Close()
 	r, err := w.start(ctx, rdb, p)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/botfleet/botfleet/internal/process"
 	"io"
 	"sort"
 	"strings"
@@ -67,12 +68,16 @@ func RunEnv(ctx context.Context, args []string, env *Env) int {
 		usage(env.Stderr)
 		return 2
 	}
+	routeRedisLogs(nil)
 	err := c.run(ctx, env, args[1:])
 	var ee *exitError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
+		return 2
+	case errors.Is(err, process.ErrRedisRefused):
+		fmt.Fprintf(env.Stderr, "botfleet %s: %v\n", c.name, err)
 		return 2
 	case errors.As(err, &ee):
 		if ee.err != nil && ee.err.Error() != "" {

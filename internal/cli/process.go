@@ -33,5 +33,6 @@ func setupLogs(env *Env, other error, service, workerID string, d *logging.Deplo
 	if err != nil {
 		return nil, nil, &exitError{code: 2, err: err}
 	}
+	routeRedisLogs(logger)
 	return logger, closeLogs, nil
 }

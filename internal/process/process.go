@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/internal/config"
+	"github.com/botfleet/botfleet/internal/wire"
 	"github.com/botfleet/botfleet/logging"
 	"github.com/botfleet/botfleet/monitoring"
 )
@@ -147,4 +148,30 @@ func Redis(client redis.UniversalClient, url string) (rdb redis.UniversalClient,
 	}
 	opts.ContextTimeoutEnabled = true
 	return redis.NewClient(opts), true, nil
+}
+
+// ErrRedisRefused is wrapped by CheckRedis's error: Redis answered, and
+// refused the connection's settings (a database index it does not have,
+// a wrong password), which no retry will mend.
+var ErrRedisRefused = errors.New("redis refused the connection's settings")
+
+// checkTimeout bounds CheckRedis's PING.
+const checkTimeout = 3 * time.Second
+
+// CheckRedis pings Redis once at start. Redis being down or slow is not an
+// error (the process runs degraded and retries); Redis refusing the
+// settings is, wrapping ErrRedisRefused and naming REDIS_URL.
+func CheckRedis(ctx context.Context, rdb redis.UniversalClient) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	err := rdb.Ping(ctx).Err()
+	if err == nil || !wire.IsReplyError(err) {
+		return nil
+	}
+	for _, transient := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"} {
+		if strings.HasPrefix(err.Error(), transient) {
+			return nil
+		}
+	}
+	return fmt.Errorf("REDIS_URL: %w: %s", ErrRedisRefused, logging.RedactString(err.Error()))
 }
