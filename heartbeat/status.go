@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/botfleet/botfleet/internal/wire"
 )
@@ -84,6 +86,7 @@ func (s Status) Fields() map[string]string {
 // appendArgs appends the fields of s as alternating names and values, in a
 // fixed order, ready for HSET and XADD.
 func (s Status) appendArgs(dst []any) []any {
+	s = s.capped()
 	return append(dst,
 		fieldWorkerID, s.WorkerID,
 		fieldState, s.State,
@@ -103,6 +106,75 @@ func (s Status) appendArgs(dst []any) []any {
 		fieldResources, mustJSON(s.Resources),
 		fieldSystem, mustJSON(s.System),
 	)
+}
+
+// Size caps of the fields, in bytes: a beat is a few hundred bytes, and a
+// field past its cap is a bug or an attack that would swell every fleet
+// listing and event stream. Writers cut a field to its cap (Fields does);
+// Decode reports a longer one as invalid, naming it.
+const (
+	MaxFieldLen      = 256  // worker_id, service, hostname, container_id, deployment_env, region, version, state, times, counts
+	MaxCurrentJobLen = 4096 // current_job: the running jobs' ids, comma-separated
+	MaxURLLen        = 2048 // metrics_url
+	MaxObjectLen     = 1024 // resources, system: small JSON objects
+)
+
+// fieldCap returns the cap of a field.
+func fieldCap(name string) int {
+	switch name {
+	case fieldCurrentJob:
+		return MaxCurrentJobLen
+	case fieldMetricsURL:
+		return MaxURLLen
+	case fieldResources, fieldSystem:
+		return MaxObjectLen
+	case fieldWorkerID, fieldState, fieldTimestamp, fieldInterval, fieldService, fieldHostname, fieldContainerID,
+		fieldDeploymentEnv, fieldRegion, fieldVersion, fieldStartedAt, fieldJobsProcessed, fieldJobsFailed:
+		return MaxFieldLen
+	}
+	return MaxCurrentJobLen // a field of a newer writer
+}
+
+// capped returns s with every string field cut to its cap; current_job
+// keeps whole ids.
+func (s Status) capped() Status {
+	for _, f := range []*string{&s.WorkerID, &s.Service, &s.Hostname, &s.ContainerID, &s.DeploymentEnv, &s.Region, &s.Version, &s.State} {
+		*f = cutUTF8(*f, MaxFieldLen)
+	}
+	s.MetricsURL = cutUTF8(s.MetricsURL, MaxURLLen)
+	if len(s.CurrentJob) > MaxCurrentJobLen {
+		cut := cutUTF8(s.CurrentJob, MaxCurrentJobLen)
+		if i := strings.LastIndexByte(cut, ','); i > 0 {
+			cut = cut[:i]
+		}
+		s.CurrentJob = cut
+	}
+	return s
+}
+
+// cutUTF8 shortens v to at most n bytes without splitting a character.
+func cutUTF8(v string, n int) string {
+	if len(v) <= n {
+		return v
+	}
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return v[:n]
+}
+
+// checkCaps reports the field longer than its cap that sorts first.
+func checkCaps(fields map[string]string) error {
+	bad := ""
+	for name, v := range fields {
+		if len(v) > fieldCap(name) && (bad == "" || name < bad) {
+			bad = name
+		}
+	}
+	if bad == "" {
+		return nil
+	}
+	return fieldErr(bad, "%d bytes: more than the %d allowed", len(fields[bad]), fieldCap(bad))
 }
 
 // mustJSON encodes a struct of plain fields, which cannot fail but for a
@@ -130,6 +202,9 @@ func fieldErr(field, format string, args ...any) error {
 // unknown fields are ignored, so newer writers can add some. The error, a
 // *FieldError, names the first field found wrong.
 func Decode(fields map[string]string) (Status, error) {
+	if err := checkCaps(fields); err != nil {
+		return Status{}, err
+	}
 	s := Status{
 		Identity: Identity{
 			WorkerID:      fields[fieldWorkerID],

@@ -211,3 +211,40 @@ func TestFieldNames(t *testing.T) {
 		t.Errorf("FieldNames: got %v, want the order of a beat, %v", got, want)
 	}
 }
+
+// TestFieldCaps: a writer cuts oversize fields to their caps (current_job
+// keeping whole ids), and Decode reports an oversize field by name, so a
+// 5 MiB current_job can neither be written nor swell a fleet listing.
+func TestFieldCaps(t *testing.T) {
+	ids := strings.Repeat("echo.abcdefghijkl,", 500) // 9,000 bytes of ids
+	s := Status{Identity: Identity{WorkerID: "w", Hostname: strings.Repeat("h", 1000)}, State: "BUSY", CurrentJob: ids,
+		Timestamp: time.Unix(1688851200, 0), Interval: time.Second}
+	f := s.Fields()
+	if got := len(f["hostname"]); got != MaxFieldLen {
+		t.Errorf("hostname written with %d bytes, want cut to %d", got, MaxFieldLen)
+	}
+	cj := f["current_job"]
+	if len(cj) > MaxCurrentJobLen || strings.HasSuffix(cj, ",") || !strings.HasSuffix(cj, "echo.abcdefghijkl") {
+		t.Errorf("current_job written as %d bytes ending %q, want at most %d bytes of whole ids", len(cj), cj[len(cj)-20:], MaxCurrentJobLen)
+	}
+	if _, err := Decode(f); err != nil {
+		t.Errorf("Decode of a capped beat: %v", err)
+	}
+	tests := []struct{ field, value string }{
+		{"current_job", strings.Repeat("x", 5<<20)},
+		{"hostname", strings.Repeat("h", MaxFieldLen+1)},
+		{"metrics_url", "http://" + strings.Repeat("a", MaxURLLen)},
+		{"some_future_field", strings.Repeat("f", MaxCurrentJobLen+1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			raw := maps.Clone(f)
+			raw[tt.field] = tt.value
+			_, err := Decode(raw)
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != tt.field || !strings.Contains(err.Error(), "allowed") {
+				t.Errorf("Decode with an oversize %s: %v, want a FieldError naming it", tt.field, err)
+			}
+		})
+	}
+}
