@@ -98,6 +98,9 @@ type Options struct {
 	// (JOB_MAX_BACKLOG); past it a submission is refused with 429 before
 	// anything is written. Default jobs.DefaultMaxBacklog.
 	MaxBacklog int64
+	// MaxStreams caps the fleet view's open event streams
+	// (FLEET_MAX_STREAMS); default fleet.DefaultMaxStreams.
+	MaxStreams int
 }
 
 // DefaultRequestTimeout is Options.RequestTimeout's default.
@@ -116,6 +119,7 @@ func FromEnv(getenv func(string) string) (Options, error) {
 		Addr: p.MetricsAddr, AuthToken: p.AuthToken, Deployment: &d, Chat: chatFromEnv(l),
 		RequestTimeout: l.Seconds("REDIS_TIMEOUT", DefaultRequestTimeout, 100*time.Millisecond, time.Minute),
 		MaxBacklog:     int64(l.Int("JOB_MAX_BACKLOG", jobs.DefaultMaxBacklog, 1, 1<<31-1)),
+		MaxStreams:     l.Int("FLEET_MAX_STREAMS", fleet.DefaultMaxStreams, 1, 10000),
 	}, l.Err()
 }
 
@@ -292,15 +296,14 @@ func (b *Bot) mount(srv *monitoring.Server, frontends []Frontend) error {
 	if b.o.NoFleetView {
 		return nil
 	}
-	return MountFleetView(srv, b.rdb, b.o.Registry)
+	return MountFleetView(srv, fleet.NewReader(b.rdb, fleet.Options{MaxStreams: b.o.MaxStreams}), b.o.Registry)
 }
 
 // MountFleetView serves the fleet view on srv: the JSON API and Prometheus
 // discovery under /api/fleet (protected by the token when one is set),
 // the dashboard page at / (open: it fetches the protected API), and the
 // fleet_* metrics on reg.
-func MountFleetView(srv *monitoring.Server, rdb redis.UniversalClient, reg prometheus.Registerer) error {
-	reader := fleet.NewReader(rdb, fleet.Options{})
+func MountFleetView(srv *monitoring.Server, reader *fleet.Reader, reg prometheus.Registerer) error {
 	srv.HandlePrefix(fleet.APIPrefix, fleet.NewHandler(reader), true)
 	dash := fleet.DashboardHandler()
 	// "/{$}" is the root alone: "/" would swallow every unknown path,

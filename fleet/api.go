@@ -168,6 +168,13 @@ func (r *Reader) serveTargets(w http.ResponseWriter, req *http.Request) {
 // stream goes on, so a dashboard rides out a Redis restart; only a failure
 // of the first read answers 503.
 func (r *Reader) serveEvents(w http.ResponseWriter, req *http.Request) {
+	if n := r.streams.Add(1); n > int64(r.o.MaxStreams) {
+		r.streams.Add(-1)
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d event streams are open, the most this server serves (FLEET_MAX_STREAMS); poll GET %s instead", r.o.MaxStreams, APIPrefix))
+		return
+	}
+	defer r.streams.Add(-1)
 	read, err := r.reading(req)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

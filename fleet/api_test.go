@@ -18,6 +18,7 @@ import (
 	"github.com/botfleet/botfleet/fleet"
 	"github.com/botfleet/botfleet/heartbeat"
 	"github.com/botfleet/botfleet/internal/redistest"
+	"github.com/botfleet/botfleet/internal/testbin"
 )
 
 // fetch GETs url and returns the status, the Content-Type and the body.
@@ -397,4 +398,45 @@ func TestAPIEvents(t *testing.T) {
 	if got := fleetIDs(ev); len(got) != 0 {
 		t.Errorf("after the restart (Redis came back empty): got %v", got)
 	}
+}
+
+// TestEventStreamsCapped: past Options.MaxStreams open event streams, the
+// next client gets 503 (and polls); a closed stream frees its place.
+func TestEventStreamsCapped(t *testing.T) {
+	srv := redistest.Start(t)
+	base := mountAPI(t, fleet.NewReader(srv.Client(t), fleet.Options{MaxStreams: 2}))
+	open := func() (*http.Response, context.CancelFunc) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/fleet/events", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		return resp, cancel
+	}
+	var cancels []context.CancelFunc
+	for i := range 2 {
+		resp, cancel := open()
+		cancels = append(cancels, cancel)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %s, want 200", i+1, resp.Status)
+		}
+		defer resp.Body.Close()
+	}
+	resp, cancel := open()
+	resp.Body.Close()
+	cancel()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third stream: %s, want 503", resp.Status)
+	}
+	cancels[0]()
+	testbin.WaitFor(t, 10*time.Second, "a place freed by the closed stream", func() bool {
+		resp, cancel := open()
+		defer cancel()
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	cancels[1]()
 }

@@ -74,7 +74,7 @@ func writeFields(b *bytes.Buffer, fields [][2]string) {
 		width = max(width, len(f[0])+1)
 	}
 	for _, f := range fields {
-		fmt.Fprintf(b, "%-*s  %s\n", width, f[0]+":", f[1])
+		fmt.Fprintf(b, "%-*s  %s\n", width, f[0]+":", Printable(f[1]))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,9 +41,20 @@ type Options struct {
 	// host cannot make a dead worker look alive. Tests set it to move time
 	// without waiting.
 	Now func() time.Time
+	// MaxStreams is how many GET /api/fleet/events streams NewHandler's
+	// handler serves at once (FLEET_MAX_STREAMS); a client past it gets
+	// 503 and the dashboard falls back to polling. Default
+	// DefaultMaxStreams.
+	MaxStreams int
 }
 
+// DefaultMaxStreams is Options.MaxStreams's default.
+const DefaultMaxStreams = 32
+
 func (o Options) withDefaults() Options {
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = DefaultMaxStreams
+	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize
 	}
@@ -62,6 +74,8 @@ type Reader struct {
 	rdb  redis.UniversalClient
 	o    Options
 	seed maphash.Seed
+
+	streams atomic.Int64 // event streams being served
 
 	mu    sync.Mutex
 	cache map[string]*entry // by worker id

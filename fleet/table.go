@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -78,9 +79,9 @@ func SummaryLine(s Summary) string {
 
 func tableRow(w Worker) []string {
 	if w.Health == Invalid {
-		return []string{w.WorkerID, "-", "-", Invalid, "-", "-", "-", "-", "-", "-", "-", "-"}
+		return []string{Printable(w.WorkerID), "-", "-", Invalid, "-", "-", "-", "-", "-", "-", "-", "-"}
 	}
-	return []string{
+	return printableAll([]string{
 		w.WorkerID, dash(w.Service), w.State, w.Health, dash(w.Hostname), dash(w.Region),
 		uptime(w.Uptime),
 		fmt.Sprintf("%.0fM", w.Resources.MemoryMB),
@@ -88,7 +89,39 @@ func tableRow(w Worker) []string {
 		fmt.Sprintf("%d/%d", w.JobsProcessed, w.JobsFailed),
 		dash(truncate(w.CurrentJob, maxJobWidth)),
 		lastBeat(w),
+	})
+}
+
+// Printable returns s with the characters that would act on a terminal
+// rather than show (control characters such as ESC, and the bidirectional
+// overrides that reorder text) written as Go escapes, "\x1b[2J" for
+// ESC [ 2 J: heartbeat fields come from any writer and must not reach an
+// operator's terminal as commands.
+func Printable(s string) string {
+	if !strings.ContainsFunc(s, unsafeRune) {
+		return s
 	}
+	var b strings.Builder
+	for _, r := range s {
+		if !unsafeRune(r) {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r) // '\x1b', '\u202e'
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || r == utf8.RuneError || 0x202a <= r && r <= 0x202e || 0x2066 <= r && r <= 0x2069 || r == 0x200e || r == 0x200f
+}
+
+func printableAll(cells []string) []string {
+	for i, c := range cells {
+		cells[i] = Printable(c)
+	}
+	return cells
 }
 
 // lastBeat is the beat's age, and the worker's clock skew when it has one.

@@ -150,3 +150,26 @@ func TestWriteInspect(t *testing.T) {
 		t.Errorf("invalid worker:\n%s", out)
 	}
 }
+
+// TestTableEscapesTerminalControls: heartbeat fields come from any writer;
+// the table and the inspect view show an escape sequence as text, never
+// send it to the terminal.
+func TestTableEscapesTerminalControls(t *testing.T) {
+	w := fleet.Worker{Status: heartbeat.Status{Identity: heartbeat.Identity{WorkerID: "evil\x1b[2J", Service: "worker",
+		Hostname: "host\u202eexe.txt"}, State: "IDLE", CurrentJob: "job\r\x07"}, Health: fleet.Alive}
+	var table, inspect bytes.Buffer
+	if err := fleet.WriteTable(&table, fleet.Fleet{Workers: []fleet.Worker{w}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := fleet.WriteInspect(&inspect, w, nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string]string{"table": table.String(), "inspect": inspect.String()} {
+		if strings.ContainsAny(out, "\x1b\r\a\u202e") {
+			t.Errorf("the %s passes a control character through: %q", name, out)
+		}
+		if !strings.Contains(out, `evil\x1b[2J`) || !strings.Contains(out, `host\u202eexe.txt`) {
+			t.Errorf("the %s does not show the escaped text: %q", name, out)
+		}
+	}
+}
