@@ -15,6 +15,7 @@ const Redacted = "[REDACTED]"
 var DefaultSecretKeys = []string{
 	"password", "passwd", "secret", "token", "api_key", "apikey",
 	"authorization", "cookie", "private_key",
+	"phone", // a chat user's phone number (sms_gateway) is personal data
 }
 
 // Redactor decides which attribute keys are secret. It is immutable after

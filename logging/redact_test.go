@@ -148,6 +148,8 @@ func TestRedactStringPairs(t *testing.T) {
 			"login failed for bob: password=[REDACTED] rejected"},
 		{"spaces around =", "DB_PASSWORD = hunter2", "DB_PASSWORD = [REDACTED]"},
 		{"key: value", "token: abc", "token: [REDACTED]"},
+		{"a phone number", "sms from phone=+15551234567 refused", "sms from phone=[REDACTED] refused"},
+		{"a phone number as JSON", `{"from_phone":"+15551234567"}`, `{"from_phone":"[REDACTED]"}`},
 		{"key: value after a tab", "token:\tabc", "token:\t[REDACTED]"},
 		{"header", "X-Api-Key: 9f8e7d6c", "X-Api-Key: [REDACTED]"},
 		{"cookie header", "Set-Cookie: session=abc123; Path=/; HttpOnly", "Set-Cookie: [REDACTED]; Path=/; HttpOnly"},
@@ -289,7 +291,7 @@ func TestSecretKey(t *testing.T) {
 		"csrfToken", "tokens", "max_tokens", "token_count", "api_key", "apikey",
 		"X-Api-Key", "apiKey", "API KEY", "authorization", "Proxy-Authorization",
 		"cookie", "Set-Cookie", "cookies", "private_key", "privateKey", "PRIVATE-KEY",
-		"ssh.private_key", "a_p-a s_s_w-o-r-d",
+		"ssh.private_key", "a_p-a s_s_w-o-r-d", "phone", "from_phone", "PhoneNumber",
 	}
 	public := []string{
 		"", "user", "username", "job_id", "message", "msg", "key", "author", "auth",
