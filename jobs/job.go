@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/botfleet/botfleet/internal/wire"
 )
 
 // The statuses a job's hash and Info.Status take.
@@ -105,19 +106,12 @@ type Info struct {
 }
 
 // FieldError reports a malformed field of a stream entry: such an entry is
-// dead-lettered at once with this error.
-type FieldError struct {
-	Field  string // the field's name, "payload"
-	Reason string // what is wrong with it
-}
-
-// Error names the field and says what is wrong with it.
-func (e *FieldError) Error() string {
-	return fmt.Sprintf("jobs: field %q: %s", e.Field, e.Reason)
-}
+// dead-lettered at once with this error. Its Entry is "jobs"; it is the
+// heartbeat's FieldError type too (internal/wire).
+type FieldError = wire.FieldError
 
 func fieldErr(field, format string, args ...any) error {
-	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return wire.FieldErrorf("jobs", field, format, args...)
 }
 
 // Decode reads a stream entry back into a Job, as a worker in any language
@@ -282,19 +276,11 @@ func NewID(typ string) string {
 }
 
 // formatUnix writes t as Unix seconds with a millisecond fraction,
-// "1688851200.123", as the heartbeat does.
-func formatUnix(t time.Time) string {
-	return strconv.FormatFloat(float64(t.UnixMilli())/1e3, 'f', 3, 64)
-}
+// "1688851200.123", the one time format of the wire (internal/wire).
+func formatUnix(t time.Time) string { return wire.FormatUnix(t) }
 
-// parseUnix reads Unix seconds, "1688851200" or "1688851200.123".
-func parseUnix(v string) (time.Time, error) {
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > 1<<33 {
-		return time.Time{}, errors.New("not Unix seconds")
-	}
-	return time.UnixMilli(int64(math.Round(f * 1e3))).UTC(), nil
-}
+// parseUnix reads Unix seconds by the wire's one rule (internal/wire).
+func parseUnix(v string) (time.Time, error) { return wire.ParseUnix(v) }
 
 // truncate shortens s to at most n bytes without splitting a UTF-8 sequence.
 func truncate(s string, n int) string {

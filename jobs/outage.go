@@ -2,13 +2,12 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/botfleet/botfleet/internal/wire"
 )
 
 // outage logs a consumer's Redis trouble: a refused command each time, an
@@ -55,11 +54,8 @@ func (u *outage) ok(ctx context.Context) {
 }
 
 // isReplyError reports whether err is an error reply from Redis, as opposed
-// to a connection that failed.
-func isReplyError(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && !errors.Is(err, redis.Nil)
-}
+// to a connection that failed (internal/wire's rule).
+func isReplyError(err error) bool { return wire.IsReplyError(err) }
 
 // isNoGroup reports whether err says the consumer group does not exist.
 func isNoGroup(err error) bool {
