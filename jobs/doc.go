@@ -11,8 +11,12 @@
 //	job:<id>             hash: status, attempts, result or error, worker, timestamps; expires
 //
 // A stream entry carries id, type, payload (JSON), attempt, max_attempts
-// and enqueued_at (Unix seconds). Enqueue writes the entry and the job's
-// hash (status queued) in one MULTI/EXEC.
+// and enqueued_at (Unix seconds). Enqueue runs one Lua script that checks
+// the backlog limit (MaxBacklog: waiting, running and retrying jobs; past
+// it ErrBacklogFull, nothing written) and the idempotency key, then writes
+// the entry, the job's hash (status queued) and the key, so a producer's
+// answer is true: queued, refused, or (on a timeout) unknown with the id it
+// chose to look up.
 //
 // A consumer reads entries in batches (XREADGROUP), runs them with at most
 // Concurrency at once, and writes the bookkeeping of many jobs in one
@@ -35,8 +39,10 @@
 //
 // A handler's panic fails its attempt and is logged with its stack; the
 // worker carries on. Redis errors are logged once per outage and retried
-// with backoff. Everything is bounded: the streams by MAXLEN ~, the hashes
-// by their TTL.
+// with backoff. Everything is bounded: the job stream by MaxBacklog,
+// checked before a job is accepted (a waiting job is never trimmed), the
+// dead-letter stream by MAXLEN ~, the hashes and idempotency keys by their
+// TTL.
 //
 // The keys of a queue must live on one Redis server (or a primary with
 // replicas): transactions and scripts span them, so Redis Cluster is not
