@@ -96,7 +96,7 @@ func BenchmarkLogger(b *testing.B) {
 		runSlog(b, logging.NewJSONHandler(io.Discard, nil))
 	})
 	b.Run("botfleet-bind", func(b *testing.B) {
-		// The context bound process-wide (logging.Bind), as Setup does.
+		// The context bound process-wide (logging.Bind), as a single-service program may.
 		saved := logging.Bindings()
 		defer saved.Restore()
 		logging.Bind(slogArgs()...)
