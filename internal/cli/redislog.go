@@ -21,7 +21,9 @@ var redisLog = &redisForwarder{}
 
 var redisLogOnce sync.Once
 
-type redisForwarder struct{ to atomic.Pointer[logging.PrintfAdapter] }
+type redisForwarder struct {
+	to atomic.Pointer[logging.PrintfAdapter]
+}
 
 // Printf logs the line through the command's logger: a WARNING record with
 // logger "redis", redacted like every record.
