@@ -42,7 +42,7 @@ func runUp(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "up", "[-workers N] [-load RATE] [-port PORT]")
 	workers := fs.Int("workers", 3, "number of workers")
 	load := fs.Float64("load", 3, "sample jobs per second submitted through the bot's web API (0: none)")
-	port := fs.Int("port", 9200, "the bot's port; worker i listens on port+i")
+	port := fs.Int("port", monitoring.DefaultPort, "the bot's port; worker i listens on port+i")
 	redisPort := fs.Int("redis-port", 6379, "the embedded Redis's first port to try (the next free one is taken)")
 	if err := parse(fs, args); err != nil {
 		return err
