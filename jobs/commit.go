@@ -195,6 +195,7 @@ func (m *committer) flush(ctx context.Context, ops []op) error {
 			acks = append(acks, o.d.streamID)
 		}
 	}
+	m.trimIndexes(ctx, p, ops)
 	if len(acks) > 0 {
 		p.XAck(ctx, m.keys.stream, Group, acks...)
 		p.XDel(ctx, m.keys.stream, acks...)
@@ -221,10 +222,97 @@ func (m *committer) queueOp(ctx context.Context, p redis.Pipeliner, o op) {
 		fields := entryPairs(o.d, 0)
 		fields = append(fields, fieldError, o.err, fieldWorker, m.name,
 			fieldFailedAt, formatUnix(o.at), fieldStreamID, o.d.streamID)
-		p.XAdd(ctx, &redis.XAddArgs{Stream: m.keys.dead, MaxLen: m.o.DeadMaxLen, Approx: true, Values: fields})
+		keys := []string{m.keys.dead}
+		if o.d.jobID() != "" {
+			keys = append(keys, jobKey(o.d.jobID()))
+		}
+		args := make([]any, 0, len(fields)+1)
+		args = append(args, m.o.DeadMaxLen)
+		for _, f := range fields {
+			args = append(args, f)
+		}
+		// EVAL, not EVALSHA: inside MULTI a NOSCRIPT could not be retried.
+		deadScript.Eval(ctx, p, keys, args...)
 		if o.d.jobID() != "" {
 			m.writeHash(ctx, p, o, StatusFailed, fieldError, o.err)
 		}
+	}
+	if id := o.d.jobID(); id != "" {
+		m.index(ctx, p, o, id)
+		if o.kind != opRunning {
+			m.recordAttempt(ctx, p, o, id)
+		}
+	}
+}
+
+// statusOf is the status an op gives its job.
+func statusOf(k opKind) string {
+	switch k {
+	case opRunning:
+		return StatusRunning
+	case opSucceeded:
+		return StatusSucceeded
+	case opRetry:
+		return StatusRetrying
+	}
+	return StatusFailed
+}
+
+// index moves the job from the index of the status it may have had to
+// that of its new one.
+func (m *committer) index(ctx context.Context, p redis.Pipeliner, o op, id string) {
+	status := statusOf(o.kind)
+	p.ZAdd(ctx, m.keys.index(status), redis.Z{Score: float64(o.at.UnixMilli()), Member: id})
+	for _, s := range activeStatuses {
+		if s != status {
+			p.ZRem(ctx, m.keys.index(s), id)
+		}
+	}
+}
+
+// activeStatuses are those a job leaves on its own; a finished job's
+// index entry is only removed when it runs again (an operator's retry
+// moves it) or ages out.
+var activeStatuses = []string{StatusQueued, StatusRunning, StatusRetrying}
+
+// Attempt is one finished run of a job, from its attempt history.
+type Attempt struct {
+	Attempt    int       `json:"attempt"`
+	Worker     string    `json:"worker"`
+	StartedAt  time.Time `json:"started_at,omitzero"` // zero when it never started (refused)
+	FinishedAt time.Time `json:"finished_at"`
+	Outcome    string    `json:"outcome"`         // StatusSucceeded, StatusRetrying, StatusFailed; "retried" marks an operator's retry
+	Error      string    `json:"error,omitempty"` // the attempt's error
+}
+
+// maxAttemptHistory bounds a job's attempt history.
+const maxAttemptHistory = 50
+
+// recordAttempt appends the attempt an outcome ends to the job's history.
+func (m *committer) recordAttempt(ctx context.Context, p redis.Pipeliner, o op, id string) {
+	a := Attempt{Worker: m.name, StartedAt: o.d.startedAt, FinishedAt: o.at.UTC(), Outcome: statusOf(o.kind), Error: o.err}
+	if o.d.job != nil {
+		a.Attempt = o.d.job.Attempt
+	}
+	data, _ := json.Marshal(a)
+	key := attemptsKey(id)
+	p.RPush(ctx, key, data)
+	p.LTrim(ctx, key, -maxAttemptHistory, -1)
+	p.Expire(ctx, key, m.o.ResultTTL)
+}
+
+// trimIndexes drops the index entries older than ResultTTL (their hashes
+// are gone) and beyond IndexMaxLen.
+func (m *committer) trimIndexes(ctx context.Context, p redis.Pipeliner, ops []op) {
+	touched := make(map[string]bool, 4)
+	for _, o := range ops {
+		touched[statusOf(o.kind)] = true
+	}
+	cutoff := m.clock.Now().Add(-m.o.ResultTTL).UnixMilli()
+	for s := range touched {
+		key := m.keys.index(s)
+		p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(cutoff, 10))
+		p.ZRemRangeByRank(ctx, key, 0, -m.o.IndexMaxLen-1)
 	}
 }
 

@@ -57,6 +57,9 @@ type ConsumerOptions struct {
 	Block time.Duration
 	// DeadMaxLen caps the dead-letter stream (MAXLEN ~). Default 10000.
 	DeadMaxLen int64
+	// IndexMaxLen caps each index of jobs by status, as
+	// QueueOptions.IndexMaxLen does. Default 100000.
+	IndexMaxLen int64
 	// OnStart is called before a handler runs a job, and OnFinish after,
 	// with the handler's error (nil on success). They run on the job's
 	// goroutine and must be safe for concurrent use when Concurrency > 1.
@@ -103,6 +106,9 @@ func (o ConsumerOptions) withDefaults() ConsumerOptions {
 	dur(&o.Block, DefaultBlock)
 	if o.DeadMaxLen <= 0 {
 		o.DeadMaxLen = DefaultDeadMaxLen
+	}
+	if o.IndexMaxLen <= 0 {
+		o.IndexMaxLen = DefaultIndexMaxLen
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -179,9 +185,11 @@ func NewConsumer(rdb redis.UniversalClient, queue, name string, mux *Mux, o Cons
 	held := newLedger(o.Concurrency)
 	keeper := newKeeper(b, held)
 	com := newCommitter(b, held, keeper)
+	rd := newReader(b, held, mux, com)
+	rd.keeper = keeper
 	return &Consumer{
 		name: name, held: held,
-		reader:  newReader(b, held, mux, com),
+		reader:  rd,
 		workers: newProcessor(b, held, com),
 		com:     com,
 		keeper:  keeper,

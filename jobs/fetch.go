@@ -21,6 +21,7 @@ type delivery struct {
 	deliveries int64     // times Redis delivered the entry, this time included
 	presumed   int       // the attempt number if every earlier delivery ran: the poison check's
 	fetched    time.Time // when it was read, for handing back stale prefetches
+	startedAt  time.Time // when a worker started it; set before its running op is queued
 	started    bool      // a worker took it; guarded by the ledger's lock
 	taken      bool      // started, and another consumer owns it now; guarded by the ledger's lock
 }
@@ -31,9 +32,11 @@ type delivery struct {
 // handed to the committer to dead-letter.
 type reader struct {
 	*base
-	held *ledger
-	mux  *Mux
-	com  *committer
+	held   *ledger
+	mux    *Mux
+	com    *committer
+	gate   *gate
+	keeper *keeper
 
 	claimCursor string // the loop's own
 
@@ -43,7 +46,7 @@ type reader struct {
 }
 
 func newReader(b *base, held *ledger, mux *Mux, com *committer) *reader {
-	return &reader{base: b, held: held, mux: mux, com: com, claimCursor: "0-0", done: make(chan struct{})}
+	return &reader{base: b, held: held, mux: mux, com: com, gate: newGate(), claimCursor: "0-0", done: make(chan struct{})}
 }
 
 // start starts the loop; it ends when ctx does, when stop is called, or
@@ -89,10 +92,17 @@ func (r *reader) loop(ctx context.Context) error {
 			}
 			groupReady = true
 		}
+		r.refreshPause(ctx)
+		if r.holdWhileClosed(ctx) {
+			continue
+		}
 		n := r.held.want()
 		if n == 0 {
 			select {
 			case <-r.held.space:
+			case <-r.gate.changed:
+				poke(r.gate.changed) // for holdWhileClosed
+			case <-r.clock.After(PauseCheckInterval): // a pause must stop the waiting ones too
 			case <-ctx.Done():
 			}
 			continue

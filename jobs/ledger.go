@@ -31,6 +31,9 @@ type ledger struct {
 	// stalled is set when waiting entries were given back because every
 	// worker was busy too long; reading waits until a worker frees up.
 	stalled bool
+	// holding is set while the consumer takes no new jobs (paused or
+	// quiet): workers start nothing.
+	holding bool
 }
 
 func newLedger(concurrency int) *ledger {
@@ -78,7 +81,7 @@ func (l *ledger) next(stop <-chan struct{}) *delivery {
 		default:
 		}
 		l.mu.Lock()
-		if len(l.waiting) > 0 {
+		if len(l.waiting) > 0 && !l.holding {
 			d := l.waiting[0]
 			l.waiting[0] = nil
 			l.waiting = l.waiting[1:]
@@ -98,6 +101,17 @@ func (l *ledger) next(stop <-chan struct{}) *delivery {
 		case <-stop:
 			return nil
 		}
+	}
+}
+
+// hold stops (on) or restarts the workers' taking of waiting deliveries.
+func (l *ledger) hold(on bool) {
+	l.mu.Lock()
+	was := l.holding
+	l.holding = on
+	l.mu.Unlock()
+	if was && !on {
+		poke(l.ready)
 	}
 }
 

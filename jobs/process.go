@@ -78,7 +78,8 @@ func (p *processor) process(d *delivery) {
 	job := d.job
 	ctx := logging.With(p.jobCtx, logging.KeyJobID, job.ID)
 	p.onStart(ctx, job)
-	p.com.add(op{kind: opRunning, d: d, at: p.clock.Now(), attempts: job.Attempt})
+	d.startedAt = p.clock.Now().UTC()
+	p.com.add(op{kind: opRunning, d: d, at: d.startedAt, attempts: job.Attempt})
 	p.log.DebugContext(ctx, "job started", "type", job.Type, "attempt", job.Attempt)
 	start := p.clock.Now()
 	result, err := p.call(ctx, d.handler, job)

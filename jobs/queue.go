@@ -23,6 +23,9 @@ const (
 	// a second with no worker taking them, about 17 minutes of intake.
 	DefaultMaxBacklog = 100000
 	DefaultDeadMaxLen = 10000
+	// DefaultIndexMaxLen is the default cap of each index of jobs by
+	// status (QueueOptions.IndexMaxLen, ConsumerOptions.IndexMaxLen).
+	DefaultIndexMaxLen = 100000
 )
 
 // Group is the consumer group every worker of a queue reads in.
@@ -43,18 +46,30 @@ type keys struct {
 	stream string // jobs:<queue>
 	dead   string // jobs:<queue>:dead
 	retry  string // jobs:<queue>:retry
+	paused string // jobs:<queue>:paused
 }
 
 func keysFor(queue string) keys {
 	s := "jobs:" + queue
-	return keys{stream: s, dead: s + ":dead", retry: s + ":retry"}
+	return keys{stream: s, dead: s + ":dead", retry: s + ":retry", paused: s + ":paused"}
 }
+
+// index is the key of the queue's index of the jobs in status: a sorted
+// set of job ids scored by the Unix milliseconds of their last change.
+func (k keys) index(status string) string { return k.stream + ":index:" + status }
+
+// QueuesKey is the set of the names of the queues producers have used.
+const QueuesKey = "jobs:queues"
 
 // idempotencyKey is the key that maps an idempotency key to its job's id.
 func (k keys) idempotencyKey(key string) string { return k.stream + ":idempotency:" + key }
 
 // jobKey is the key of a job's hash.
 func jobKey(id string) string { return "job:" + id }
+
+// attemptsKey is the key of a job's attempt history: a capped list of
+// JSON objects, oldest first.
+func attemptsKey(id string) string { return "job:" + id + ":attempts" }
 
 // QueueOptions configure a Queue. The zero value of every field is its
 // default; so is a negative one.
@@ -72,6 +87,10 @@ type QueueOptions struct {
 	// never trimmed; finished ones leave the stream. Default 100000
 	// (DefaultMaxBacklog).
 	MaxBacklog int64
+	// IndexMaxLen caps each of the queue's indexes of jobs by status (the
+	// listings of List): beyond it the oldest entries are dropped, as are
+	// those older than ResultTTL. Default 100000 (DefaultIndexMaxLen).
+	IndexMaxLen int64
 	// Clock is the time source of timestamps; nil means the wall clock.
 	Clock Clock
 }
@@ -85,6 +104,9 @@ func (o QueueOptions) withDefaults() QueueOptions {
 	}
 	if o.MaxBacklog <= 0 {
 		o.MaxBacklog = DefaultMaxBacklog
+	}
+	if o.IndexMaxLen <= 0 {
+		o.IndexMaxLen = DefaultIndexMaxLen
 	}
 	o.Clock = clock.Or(o.Clock)
 	return o
@@ -217,13 +239,14 @@ func check(payload any, o EnqueueOptions) ([]byte, error) {
 // enqueueArgs returns the keys and arguments of enqueueScript for the job
 // info describes, with idempotency key idem ("" for none).
 func (q *Queue) enqueueArgs(info Info, payload []byte, idem string) ([]string, []any) {
-	keys := []string{q.keys.stream, q.keys.retry, jobKey(info.ID)}
+	keys := []string{q.keys.stream, q.keys.retry, jobKey(info.ID), q.keys.index(StatusQueued), QueuesKey}
 	if idem != "" {
 		keys = append(keys, q.keys.idempotencyKey(idem))
 	}
 	return keys, []any{
 		q.o.MaxBacklog, q.o.ResultTTL.Milliseconds(),
 		info.ID, info.Type, info.Queue, info.MaxAttempts, formatUnix(info.CreatedAt), payload,
+		info.CreatedAt.UnixMilli(), q.o.IndexMaxLen,
 	}
 }
 

@@ -15,26 +15,31 @@ const (
 // never both queue. The backlog is what the stream holds (waiting and
 // running jobs; finished ones are deleted) plus the retry set.
 //
-//	KEYS: stream, retry set, job hash, idempotency key (optional)
-//	ARGV: max backlog, TTL ms, id, type, queue, max_attempts, now (Unix s), payload
+//	KEYS: stream, retry set, job hash, queued index, queue set, idempotency key (optional)
+//	ARGV: max backlog, TTL ms, id, type, queue, max_attempts, now (Unix s), payload, now (Unix ms), index cap
 //	returns {0} queued, {1, id} exists, {2, backlog} full
 var enqueueScript = redis.NewScript(`
-if KEYS[4] then
-  local id = redis.call('GET', KEYS[4])
+if KEYS[6] then
+  local id = redis.call('GET', KEYS[6])
   if id then return {1, id} end
 end
 local backlog = redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
 if backlog >= tonumber(ARGV[1]) then return {2, backlog} end
 if redis.call('EXISTS', KEYS[3]) == 1 then
-  if KEYS[4] then redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[2], 'NX') end
+  if KEYS[6] then redis.call('SET', KEYS[6], ARGV[3], 'PX', ARGV[2], 'NX') end
   return {1, ARGV[3]}
 end
 redis.call('HSET', KEYS[3], 'id', ARGV[3], 'type', ARGV[4], 'queue', ARGV[5], 'status', 'queued',
-  'attempts', 0, 'max_attempts', ARGV[6], 'created_at', ARGV[7], 'updated_at', ARGV[7])
+  'attempts', 0, 'max_attempts', ARGV[6], 'created_at', ARGV[7], 'updated_at', ARGV[7], 'payload', ARGV[8])
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
 redis.call('XADD', KEYS[1], '*', 'id', ARGV[3], 'type', ARGV[4], 'payload', ARGV[8],
   'attempt', 1, 'max_attempts', ARGV[6], 'enqueued_at', ARGV[7])
-if KEYS[4] then redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[2], 'NX') end
+redis.call('ZADD', KEYS[4], ARGV[9], ARGV[3])
+if redis.call('ZCARD', KEYS[4]) > tonumber(ARGV[10]) then
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[10]) - 1)
+end
+redis.call('SADD', KEYS[5], ARGV[5])
+if KEYS[6] then redis.call('SET', KEYS[6], ARGV[3], 'PX', ARGV[2], 'NX') end
 return {0}
 `)
 
@@ -88,4 +93,17 @@ for i = 5, #ARGV do
   end
 end
 return lost
+`)
+
+// deadScript writes a dead letter and records its stream id in the job's
+// hash (field dead_id), so the letter can be retried or deleted by job id
+// without scanning the dead-letter stream. It runs inside the committer's
+// MULTI/EXEC.
+//
+//	KEYS: dead-letter stream, job hash (optional)
+//	ARGV: MAXLEN, field, value, ...
+var deadScript = redis.NewScript(`
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 2))
+if KEYS[2] then redis.call('HSET', KEYS[2], 'dead_id', id) end
+return id
 `)

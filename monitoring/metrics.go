@@ -58,8 +58,25 @@ func RegisterWorkerMetrics(reg prometheus.Registerer, w *Worker, s *Sampler, id 
 		reg.Unregister(c)
 		return fmt.Errorf("monitoring: register worker_job_duration_seconds: %w", err)
 	}
-	w.setObserver(func(jobType string, took time.Duration) {
+	// The type label is bounded: only the types of the worker's Mux reach
+	// a handler (an unknown type is dead-lettered without running).
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name:        "worker_job_attempts_total",
+		Help:        "Job attempts the worker finished, by job type and outcome (succeeded or failed).",
+		ConstLabels: prometheus.Labels(id.Labels()),
+	}, []string{"type", "outcome"})
+	if err := reg.Register(attempts); err != nil {
+		reg.Unregister(c)
+		reg.Unregister(durations)
+		return fmt.Errorf("monitoring: register worker_job_attempts_total: %w", err)
+	}
+	w.setObserver(func(jobType string, took time.Duration, err error) {
 		durations.WithLabelValues(jobType).Observe(took.Seconds())
+		outcome := "succeeded"
+		if err != nil {
+			outcome = "failed"
+		}
+		attempts.WithLabelValues(jobType, outcome).Inc()
 	})
 	return nil
 }

@@ -280,6 +280,30 @@ func TestJobDurationHistogram(t *testing.T) {
 	}
 }
 
+// TestJobAttemptsByType counts finished attempts by job type and outcome.
+func TestJobAttemptsByType(t *testing.T) {
+	w := workerIn(t, StateIdle)
+	reg := prometheus.NewRegistry()
+	must(t, RegisterWorkerMetrics(reg, w, nil, testIdentity, nil))
+	for i, j := range []struct {
+		typ string
+		err error
+	}{{"scrape", nil}, {"scrape", errors.New("timeout")}, {"scrape", nil}, {"render", errors.New("boom")}} {
+		id := fmt.Sprint("job-", i)
+		w.JobStarted(id, j.typ)
+		w.JobFinished(id, j.typ, time.Millisecond, j.err)
+	}
+	want := `# HELP worker_job_attempts_total Job attempts the worker finished, by job type and outcome (succeeded or failed).
+# TYPE worker_job_attempts_total counter
+worker_job_attempts_total{container_id="a1b2c3",deployment_env="production",hostname="bot-server-01",outcome="failed",region="us-west-1",type="render",worker_id="worker-1"} 1
+worker_job_attempts_total{container_id="a1b2c3",deployment_env="production",hostname="bot-server-01",outcome="failed",region="us-west-1",type="scrape",worker_id="worker-1"} 1
+worker_job_attempts_total{container_id="a1b2c3",deployment_env="production",hostname="bot-server-01",outcome="succeeded",region="us-west-1",type="scrape",worker_id="worker-1"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "worker_job_attempts_total"); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestRegisterWorkerMetricsErrors(t *testing.T) {
 	if err := RegisterWorkerMetrics(prometheus.NewRegistry(), nil, nil, Identity{}, nil); err == nil {
 		t.Error("nil Worker accepted, want an error")

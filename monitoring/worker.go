@@ -28,7 +28,7 @@ func transitionAllowed(from, to State) bool {
 
 // durationObserver receives every finished job's duration; the metrics
 // registration installs one that feeds worker_job_duration_seconds.
-type durationObserver func(jobType string, took time.Duration)
+type durationObserver func(jobType string, took time.Duration, err error)
 
 // Worker is the one place that holds a worker's lifecycle state and job
 // counters: the job loop drives it, and /health, /metrics and the heartbeat
@@ -134,7 +134,7 @@ func (w *Worker) JobStarted(jobID, jobType string) {
 // STOPPING one stays STOPPING.
 func (w *Worker) JobFinished(jobID, jobType string, took time.Duration, err error) {
 	if obs := w.observer.Load(); obs != nil {
-		(*obs)(jobType, took)
+		(*obs)(jobType, took, err)
 	}
 	w.mu.Lock()
 	w.processed++
