@@ -39,7 +39,7 @@ func fetch(t *testing.T, url string) (int, string, []byte) {
 // workerKeys are the keys of every worker object of the API.
 var workerKeys = []string{
 	"worker_id", "state", "service", "hostname", "container_id", "deployment_env", "region", "version",
-	"started_at", "interval", "jobs_processed", "jobs_failed", "current_job", "metrics_url", "resources",
+	"started_at", "interval", "jobs_processed", "jobs_failed", "current_job", "quiet", "metrics_url", "resources",
 	"system", "timestamp", "health", "error", "last_beat_age_seconds", "clock_skew_seconds", "uptime_seconds",
 }
 

@@ -61,6 +61,7 @@ func inspectFields(w Worker) [][2]string {
 		{"Started", started},
 		{"Jobs", fmt.Sprintf("%d done, %d failed", w.JobsProcessed, w.JobsFailed)},
 		{"Current job", dash(w.CurrentJob)},
+		{"Quiet", quietText(w.Quiet)},
 		{"Metrics", dash(w.MetricsURL)},
 		{"Resources", fmt.Sprintf("memory %.1f MiB (%.1f%%), CPU %.1f%%, %d threads, %d open files",
 			r.MemoryMB, r.MemoryPercent, r.CPUPercent, r.NumThreads, r.OpenFiles)},
@@ -147,4 +148,11 @@ func formatTime(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+func quietText(q bool) string {
+	if q {
+		return "yes: finishing its jobs, taking no new ones"
+	}
+	return "no"
 }

@@ -21,7 +21,7 @@ var ageQuantiles = []float64{0.5, 0.9, 0.99, 1}
 type collector struct {
 	r                                  *Reader
 	workers, alive, stale, invalid, up *prometheus.Desc
-	age, skipped                       *prometheus.Desc
+	age, skipped, quiet                *prometheus.Desc
 }
 
 // NewCollector returns a Collector of the fleet's metrics, read from r at
@@ -34,6 +34,7 @@ type collector struct {
 //	fleet_workers_invalid         workers whose heartbeat hash is malformed
 //	fleet_heartbeat_age_seconds   summary of the beat ages across (alive and stale) workers
 //	fleet_targets_skipped         alive workers left out of /api/fleet/targets (no usable metrics_url)
+//	fleet_workers_quiet           alive workers that were quieted: finishing their jobs, taking no new ones
 //
 // The names are those of deploy/prometheus/rules/botfleet.yml and the
 // Grafana dashboard. Register it with the bot's registry.
@@ -46,13 +47,14 @@ func NewCollector(r *Reader) prometheus.Collector {
 		stale:   prometheus.NewDesc("fleet_workers_stale", "Workers whose heartbeat is late beyond 1.5 intervals and whose hash has not expired yet.", nil, nil),
 		invalid: prometheus.NewDesc("fleet_workers_invalid", "Registered workers whose heartbeat hash does not follow the wire format.", nil, nil),
 		age:     prometheus.NewDesc("fleet_heartbeat_age_seconds", "Age of the workers' last heartbeats on Redis's clock, across alive and stale workers.", nil, nil),
+		quiet:   prometheus.NewDesc("fleet_workers_quiet", "Alive workers an operator quieted: they finish their running jobs and take no new ones.", nil, nil),
 		skipped: prometheus.NewDesc("fleet_targets_skipped", "Alive workers left out of Prometheus discovery (/api/fleet/targets) for a missing or unusable metrics_url.", nil, nil),
 	}
 }
 
 // Describe sends the descriptors of every metric.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.workers, c.alive, c.stale, c.invalid, c.age, c.skipped} {
+	for _, d := range []*prometheus.Desc{c.up, c.workers, c.alive, c.stale, c.invalid, c.age, c.skipped, c.quiet} {
 		ch <- d
 	}
 }
@@ -79,6 +81,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.invalid, f.Summary.Invalid)
 	_, skipped := targets(f)
 	gauge(c.skipped, skipped)
+	quiet := 0
+	for _, w := range f.Workers {
+		if w.Quiet && w.Health == Alive {
+			quiet++
+		}
+	}
+	gauge(c.quiet, quiet)
 	ch <- ageSummary(c.age, f.Workers)
 }
 

@@ -30,6 +30,8 @@ const metricsHelp = `# HELP fleet_up 1 when the fleet could be read from Redis a
 # TYPE fleet_heartbeat_age_seconds summary
 # HELP fleet_targets_skipped Alive workers left out of Prometheus discovery (/api/fleet/targets) for a missing or unusable metrics_url.
 # TYPE fleet_targets_skipped gauge
+# HELP fleet_workers_quiet Alive workers an operator quieted: they finish their running jobs and take no new ones.
+# TYPE fleet_workers_quiet gauge
 `
 
 func TestCollector(t *testing.T) {
@@ -64,6 +66,7 @@ fleet_heartbeat_age_seconds{quantile="1"} 60
 fleet_heartbeat_age_seconds_sum 63
 fleet_heartbeat_age_seconds_count 3
 fleet_targets_skipped 0
+fleet_workers_quiet 0
 `,
 		},
 		{
@@ -86,6 +89,7 @@ fleet_heartbeat_age_seconds{quantile="1"} NaN
 fleet_heartbeat_age_seconds_sum 0
 fleet_heartbeat_age_seconds_count 0
 fleet_targets_skipped 0
+fleet_workers_quiet 0
 `,
 		},
 		{

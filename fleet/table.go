@@ -82,7 +82,7 @@ func tableRow(w Worker) []string {
 		return []string{Printable(w.WorkerID), "-", "-", Invalid, "-", "-", "-", "-", "-", "-", "-", "-"}
 	}
 	return printableAll([]string{
-		w.WorkerID, dash(w.Service), w.State, w.Health, dash(w.Hostname), dash(w.Region),
+		w.WorkerID, dash(w.Service), stateText(w), w.Health, dash(w.Hostname), dash(w.Region),
 		uptime(w.Uptime),
 		fmt.Sprintf("%.0fM", w.Resources.MemoryMB),
 		fmt.Sprintf("%.1f", w.Resources.CPUPercent),
@@ -213,4 +213,12 @@ func WritePage(w io.Writer, p Page, color bool) error {
 	}
 	_, err := fmt.Fprintf(w, "more workers: -cursor %s\n", p.Next)
 	return err
+}
+
+// stateText is the worker's state, marked when it is quiet.
+func stateText(w Worker) string {
+	if w.Quiet {
+		return w.State + " (quiet)"
+	}
+	return w.State
 }

@@ -128,6 +128,7 @@ type workerJSON struct {
 	JobsProcessed uint64              `json:"jobs_processed"`
 	JobsFailed    uint64              `json:"jobs_failed"`
 	CurrentJob    string              `json:"current_job"`
+	Quiet         bool                `json:"quiet"`
 	MetricsURL    string              `json:"metrics_url"`
 	Resources     heartbeat.Resources `json:"resources"`
 	System        heartbeat.System    `json:"system"`
@@ -143,7 +144,7 @@ func (w Worker) toJSON() workerJSON {
 	return workerJSON{
 		Identity: w.Identity, State: w.State,
 		StartedAt: optionalUnix(w.StartedAt), Interval: w.Interval.Seconds(),
-		JobsProcessed: w.JobsProcessed, JobsFailed: w.JobsFailed, CurrentJob: w.CurrentJob, MetricsURL: w.MetricsURL,
+		JobsProcessed: w.JobsProcessed, JobsFailed: w.JobsFailed, CurrentJob: w.CurrentJob, Quiet: w.Quiet, MetricsURL: w.MetricsURL,
 		Resources: w.Resources, System: w.System, Timestamp: optionalUnix(w.Timestamp),
 		Health: w.Health, Error: w.Error,
 		LastBeatAge: w.LastBeatAge.Seconds(), ClockSkew: w.ClockSkew.Seconds(), Uptime: w.Uptime.Seconds(),

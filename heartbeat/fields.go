@@ -8,6 +8,6 @@ var fieldNames = [numFields]string{
 }
 
 // FieldNames returns the names of the fields of a heartbeat hash that
-// Decode reads, in the order a beat writes them: what a reader asks for
+// Decode reads, in the order a beat writes them, the optional ones last: what a reader asks for
 // with HMGET when it has no use for fields it does not know.
-func FieldNames() []string { return append([]string(nil), fieldNames[:]...) }
+func FieldNames() []string { return append(append([]string(nil), fieldNames[:]...), fieldQuiet) }

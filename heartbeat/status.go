@@ -45,6 +45,9 @@ const (
 	fieldMetricsURL    = "metrics_url"
 	fieldResources     = "resources"
 	fieldSystem        = "system"
+	// fieldQuiet is optional: "1" while the worker takes no new jobs
+	// (quieted through its control key), absent otherwise.
+	fieldQuiet = "quiet"
 )
 
 // numFields is how many fields a beat writes.
@@ -69,6 +72,10 @@ type Status struct {
 	MetricsURL string
 	Resources  Resources
 	System     System
+	// Quiet is set while the worker finishes its running jobs and takes
+	// no new ones (an operator quieted it); written as quiet "1", left
+	// out when false.
+	Quiet bool
 }
 
 // Fields returns the hash fields of s, all strings: times in Unix seconds
@@ -87,7 +94,7 @@ func (s Status) Fields() map[string]string {
 // fixed order, ready for HSET and XADD.
 func (s Status) appendArgs(dst []any) []any {
 	s = s.capped()
-	return append(dst,
+	dst = append(dst,
 		fieldWorkerID, s.WorkerID,
 		fieldState, s.State,
 		fieldTimestamp, wire.FormatUnix(s.Timestamp),
@@ -106,6 +113,10 @@ func (s Status) appendArgs(dst []any) []any {
 		fieldResources, mustJSON(s.Resources),
 		fieldSystem, mustJSON(s.System),
 	)
+	if s.Quiet {
+		dst = append(dst, fieldQuiet, "1")
+	}
+	return dst
 }
 
 // Size caps of the fields, in bytes: a beat is a few hundred bytes, and a
@@ -217,6 +228,7 @@ func Decode(fields map[string]string) (Status, error) {
 		},
 		CurrentJob: fields[fieldCurrentJob],
 		MetricsURL: fields[fieldMetricsURL],
+		Quiet:      fields[fieldQuiet] == "1",
 	}
 	if s.WorkerID == "" {
 		return Status{}, fieldErr(fieldWorkerID, "missing")

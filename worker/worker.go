@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,6 +52,8 @@ type Worker struct {
 	o        Options
 	identity heartbeat.Identity
 	logger   *slog.Logger
+
+	quiet atomic.Bool // an operator quieted the worker (its control key)
 
 	mu      sync.Mutex
 	ran     bool
@@ -109,6 +112,10 @@ func (w *Worker) URL() string {
 	return w.url
 }
 
+// Quiet reports whether an operator quieted the worker: it finishes its
+// running jobs and takes no new ones until the request is withdrawn.
+func (w *Worker) Quiet() bool { return w.quiet.Load() }
+
 // Started is closed once Run listens, or returns with an error before.
 func (w *Worker) Started() <-chan struct{} { return w.started }
 
@@ -145,12 +152,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A stop request through Redis ends the job loop as ctx ending does.
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	advertiseDone := make(chan struct{})
 	go func() {
 		defer close(advertiseDone)
-		w.advertise(ctx, rdb, r.beater.Interval())
+		w.advertise(runCtx, rdb, r.beater.Interval())
 	}()
-	runErr := r.consumer.Run(ctx)
+	ctl := &controller{rdb: rdb, id: w.o.ID, consumer: r.consumer, quiet: &w.quiet,
+		changed: r.beater.Trigger, stopRun: stopRun, logger: w.logger}
+	ctl.start(runCtx)
+	runErr := r.consumer.Run(runCtx)
+	stopRun()
+	ctl.wait()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		w.logger.Error("job loop ended", "error", runErr)
 	} else {
@@ -205,6 +220,7 @@ func (w *Worker) start(ctx context.Context, rdb redis.UniversalClient, p *proces
 				Identity: w.identity, State: s.State.String(), StartedAt: s.StartedAt,
 				JobsProcessed: s.JobsProcessed, JobsFailed: s.JobsFailed, CurrentJob: strings.Join(s.CurrentJobs, ","),
 				MetricsURL: metricsURL, Resources: p.Sampler.Resources(), System: p.Sampler.System(),
+				Quiet: w.quiet.Load(),
 			}
 		},
 	})

@@ -537,7 +537,8 @@ function renderCard(rec) {
   if (rec.shown.stateAttr !== state) {
     rec.el.dataset.state = rec.f.state.dataset.state = rec.shown.stateAttr = state;
   }
-  set(rec, "state", state !== "UNKNOWN" ? state : health === "invalid" ? "INVALID" : String(w.state || "NO STATE"));
+  const stateText = state !== "UNKNOWN" ? state : health === "invalid" ? "INVALID" : String(w.state || "NO STATE");
+  set(rec, "state", w.quiet && !rec.goneAt ? stateText + " · QUIET" : stateText);
 
   let alert = "";
   if (health === "stale") alert = `stale, last beat ${fmtAge(w.last_beat_age_seconds)} ago`;
