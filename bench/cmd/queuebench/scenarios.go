@@ -56,7 +56,9 @@ func (t *tally) wait(ctx context.Context) error {
 }
 
 // rate is the jobs per second from the first start to the last end.
-func (t *tally) rate() float64 { return float64(t.n) / (time.Duration(t.last.Load() - t.first.Load())).Seconds() }
+func (t *tally) rate() float64 {
+	return float64(t.n) / (time.Duration(t.last.Load() - t.first.Load())).Seconds()
+}
 
 // drain times no-op jobs drained from a filled queue by 4 consumers.
 func (b *bench) drain(ctx context.Context) error {
@@ -139,10 +141,10 @@ func (b *bench) latency(ctx context.Context) error {
 		defer mu.Unlock()
 		return map[string]float64{
 			"wake-up late p99 ms": float64(redisproc.Quantile(late, 0.99)) / 1e6,
-			"p50 ms":   float64(redisproc.Quantile(waits, 0.5)) / 1e6,
-			"p90 ms":   float64(redisproc.Quantile(waits, 0.9)) / 1e6,
-			"p99 ms":   float64(redisproc.Quantile(waits, 0.99)) / 1e6,
-			"p99.9 ms": float64(redisproc.Quantile(waits, 0.999)) / 1e6,
+			"p50 ms":              float64(redisproc.Quantile(waits, 0.5)) / 1e6,
+			"p90 ms":              float64(redisproc.Quantile(waits, 0.9)) / 1e6,
+			"p99 ms":              float64(redisproc.Quantile(waits, 0.99)) / 1e6,
+			"p99.9 ms":            float64(redisproc.Quantile(waits, 0.999)) / 1e6,
 		}, nil
 	})
 	if err != nil {
