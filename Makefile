@@ -4,7 +4,7 @@
 GO       ?= go
 PKGS     ?= ./...
 
-.PHONY: test deps vet unit build bench fuzz clean
+.PHONY: test deps vet unit build bench chaos fuzz clean
 
 test: deps vet unit
 
@@ -13,6 +13,7 @@ test: deps vet unit
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-sentinel >/dev/null || missing="$$missing redis-sentinel"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
@@ -50,6 +51,12 @@ build:
 # bench runs the comparisons recorded in docs/performance.md.
 bench:
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+
+# chaos runs the fault scenarios of docs/reliability.md (kill -9, SIGTERM,
+# Redis restarted and frozen, a full backlog) against a real redis-server,
+# bot and three workers; it fails if a job is lost or an answer untrue.
+chaos:
+	cd bench && $(GO) run ./chaos $(CHAOSFLAGS)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzJSONHandler -fuzztime 30s ./logging
