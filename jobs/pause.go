@@ -18,7 +18,7 @@ const PauseCheckInterval = time.Second
 type gate struct {
 	quiet     atomic.Bool
 	paused    atomic.Bool
-	lastCheck time.Time // the reader's own
+	lastCheck time.Time    // the reader's own
 	checks    atomic.Int64 // reads of the paused key, for tests
 	changed   chan struct{}
 }
