@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -205,5 +206,39 @@ func TestAPIPages(t *testing.T) {
 	mustUnmarshal(t, body, &sum)
 	if code != http.StatusOK || sum.Summary.Total != 19 || sum.Summary.Stale != 1 || sum.GeneratedAt == 0 {
 		t.Errorf("GET /api/fleet/summary: %d, %+v", code, sum)
+	}
+}
+
+// TestAPIPagedEvents follows the event stream of one page.
+func TestAPIPagedEvents(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	writeIndexed(t, rdb, 20, redisNow(t, rdb))
+	base := mountAPI(t, fleet.NewReader(rdb, fleet.Options{}))
+
+	if code, _, body := fetch(t, base+"/api/fleet/events?state=RUNNING"); code != http.StatusBadRequest {
+		t.Errorf("events with a bad state: status %d, want 400: %s", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/fleet/events?limit=3&cursor=g-010", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ev, err := readEvent(bufio.NewReader(resp.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct {
+		Summary    fleet.Summary    `json:"summary"`
+		Workers    []map[string]any `json:"workers"`
+		NextCursor string           `json:"next_cursor"`
+	}
+	mustUnmarshal(t, []byte(ev.data), &page)
+	if ev.name != "fleet" || len(page.Workers) != 3 || page.NextCursor != "g-013" || page.Summary.Total != 19 {
+		t.Errorf("first event: %s with %d workers, next %q, %d in the fleet; want fleet, 3, g-013, 19", ev.name, len(page.Workers), page.NextCursor, page.Summary.Total)
 	}
 }
