@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,15 +154,19 @@ func (m *committer) loop(ctx context.Context) {
 }
 
 // flushAll writes ops in chunks and returns those left after a connection
-// error. A chunk Redis refuses (an error reply) is logged and dropped:
-// MULTI/EXEC ran its other commands, and a job not acknowledged is
-// delivered again.
+// error. A chunk Redis refuses for good (an error reply at EXEC) is logged
+// and dropped: MULTI/EXEC ran its other commands, and a job not
+// acknowledged is delivered again. A refusal that only says "not now"
+// (LOADING after a restart, EXECABORT when a queued command was refused
+// so that none ran, BUSY, MASTERDOWN, TRYAGAIN, READONLY during a failover)
+// is kept and retried like a lost connection, or finished jobs would run
+// again.
 func (m *committer) flushAll(ctx context.Context, ops []op) ([]op, error) {
 	for len(ops) > 0 {
 		chunk := ops[:min(len(ops), maxOpsPerFlush)]
 		if err := m.flush(ctx, chunk); err != nil {
 			m.redis.failed(ctx, "record outcomes", err)
-			if !isReplyError(err) {
+			if !isReplyError(err) || retryableReply(err) {
 				return ops, err
 			}
 		} else {
@@ -172,6 +177,18 @@ func (m *committer) flushAll(ctx context.Context, ops []op) ([]op, error) {
 		ops = ops[len(chunk):]
 	}
 	return nil, nil
+}
+
+// retryableReply reports whether an error reply means Redis could not run
+// the transaction now, rather than that it refused its commands.
+func retryableReply(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"EXECABORT", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "READONLY", "CLUSTERDOWN", "OOM"} {
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, ": "+p+" ") {
+			return true
+		}
+	}
+	return false
 }
 
 // flush writes ops in one MULTI/EXEC: hashes, retries and dead letters
