@@ -20,7 +20,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,13 +70,27 @@ type Options struct {
 	// NoFleetView leaves the fleet API, discovery, dashboard and fleet_*
 	// metrics out.
 	NoFleetView bool
+	// NoAdmin leaves the admin API (/api/admin) out.
+	NoAdmin bool
 	// Addr is where the routes listen (METRICS_ADDR:METRICS_PORT).
 	// Default monitoring.DefaultAddr; ":0" picks a free port (see URL).
 	Addr string
-	// AuthToken, when set, guards /metrics, /health and the APIs
-	// (METRICS_AUTH_TOKEN). The dashboard page and /livez, /readyz stay
-	// open.
+	// AuthToken, when set, guards /metrics, /health and the read APIs:
+	// the fleet view, GET /api/jobs/{id} and the admin API's GET routes
+	// (METRICS_AUTH_TOKEN, the read token). The dashboard page and
+	// /livez, /readyz stay open.
 	AuthToken string
+	// SubmitToken, when set, guards POST /api/jobs (SUBMIT_TOKEN); the
+	// read token does not open it. Without it the job API is open, which
+	// New allows only on a loopback Addr.
+	SubmitToken string
+	// AdminToken, when set, guards the admin API's actions and opens its
+	// views too (ADMIN_TOKEN). Without it the actions are open, which New
+	// allows only on a loopback Addr.
+	AdminToken string
+	// GrafanaURL (GRAFANA_URL) makes a job's detail link to its log lines
+	// in Grafana Explore.
+	GrafanaURL string
 	// Checks are health checks of your own, beside the built-in "redis".
 	Checks []monitoring.Check
 	// Logger receives the bot's records; nil means slog.Default(). The bot
@@ -117,6 +134,7 @@ func FromEnv(getenv func(string) string) (Options, error) {
 	return Options{
 		RedisURL: p.RedisURL, Queue: j.Queue, MaxAttempts: j.MaxAttempts,
 		Addr: p.MetricsAddr, AuthToken: p.AuthToken, Deployment: &d, Chat: chatFromEnv(l),
+		SubmitToken: l.String("SUBMIT_TOKEN", ""), AdminToken: l.String("ADMIN_TOKEN", ""), GrafanaURL: l.String("GRAFANA_URL", ""),
 		RequestTimeout: l.Seconds("REDIS_TIMEOUT", DefaultRequestTimeout, 100*time.Millisecond, time.Minute),
 		MaxBacklog:     int64(l.Int("JOB_MAX_BACKLOG", jobs.DefaultMaxBacklog, 1, 1<<31-1)),
 		MaxStreams:     l.Int("FLEET_MAX_STREAMS", fleet.DefaultMaxStreams, 1, 10000),
@@ -134,6 +152,7 @@ type Bot struct {
 	queue    *jobs.Queue
 	types    *jobs.Catalog
 	metrics  *Metrics
+	admin    *Admin
 
 	mu        sync.Mutex
 	running   bool
@@ -162,6 +181,9 @@ func New(o Options) (*Bot, error) {
 	if o.Addr == "" {
 		o.Addr = monitoring.DefaultAddr
 	}
+	if err := checkExposure(o); err != nil {
+		return nil, err
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -188,7 +210,12 @@ func New(o Options) (*Bot, error) {
 		closeOwned(rdb, owned)
 		return nil, fmt.Errorf("bot: %w", err)
 	}
-	b := &Bot{o: o, identity: id, logger: o.Logger.With(logging.KeyService, id.Service), rdb: rdb, owned: owned,
+	admin, err := NewAdmin(rdb, AdminOptions{Logger: o.Logger.With(logging.KeyService, id.Service), Registry: o.Registry, GrafanaURL: o.GrafanaURL})
+	if err != nil {
+		closeOwned(rdb, owned)
+		return nil, fmt.Errorf("bot: %w", err)
+	}
+	b := &Bot{o: o, identity: id, admin: admin, logger: o.Logger.With(logging.KeyService, id.Service), rdb: rdb, owned: owned,
 		queue: queue, types: jobs.NewCatalog(rdb, queue.Name(), o.Types), metrics: metrics, started: make(chan struct{})}
 	if !o.NoWeb {
 		b.frontends = append(b.frontends, NewWeb(b.Deps("web_frontend")))
@@ -288,10 +315,21 @@ func (b *Bot) Run(ctx context.Context) error {
 	return runErr
 }
 
-// mount adds the frontends' routes and the fleet view to srv.
+// mount adds the frontends' routes, the admin API and the fleet view to
+// srv. The job submission route takes the submit token, not the read one.
 func (b *Bot) mount(srv *monitoring.Server, frontends []Frontend) error {
+	handle := func(pattern string, h http.Handler, protected bool) {
+		if pattern == SubmitPattern {
+			srv.HandleWith(pattern, h, monitoring.Credential{Name: "SUBMIT_TOKEN", Token: b.o.SubmitToken})
+			return
+		}
+		srv.Handle(pattern, h, protected)
+	}
 	for _, f := range frontends {
-		f.Mount(srv.Handle)
+		f.Mount(handle)
+	}
+	if !b.o.NoAdmin {
+		MountAdmin(srv, b.admin, b.o.AuthToken, b.o.AdminToken)
 	}
 	if b.o.NoFleetView {
 		return nil
@@ -311,6 +349,63 @@ func MountFleetView(srv *monitoring.Server, reader *fleet.Reader, reg prometheus
 	srv.Handle("GET /{$}", dash, false)
 	srv.Handle("GET /assets/", dash, false)
 	return reg.Register(fleet.NewCollector(reader))
+}
+
+// Admin returns the bot's admin actions (the admin API's implementation).
+func (b *Bot) Admin() *Admin { return b.admin }
+
+// MountAdmin serves the admin API on srv: its views (GET) to the read
+// token or the admin token, its actions only to the admin token; a route
+// whose tokens are unset is open.
+func MountAdmin(srv *monitoring.Server, a *Admin, readToken, adminToken string) {
+	h := NewAdminHandler(a)
+	admin := monitoring.Credential{Name: "ADMIN_TOKEN", Token: adminToken}
+	read := monitoring.Credential{Name: monitoring.ReadCredential, Token: readToken}
+	if adminToken != "" && readToken == "" {
+		read = admin // the views are not more open than the actions' token allows
+	}
+	srv.HandleWith("GET "+AdminPrefix+"/", h, read, admin)
+	srv.HandleWith("POST "+AdminPrefix+"/", h, admin)
+	srv.HandleWith("DELETE "+AdminPrefix+"/", h, admin)
+}
+
+// checkExposure refuses an unauthenticated job or admin API on an
+// address other loopback, as Redis's protected mode does, naming the
+// variable to set.
+func checkExposure(o Options) error {
+	if isLoopback(o.Addr) {
+		return nil
+	}
+	var missing []string
+	if !o.NoWeb && o.SubmitToken == "" {
+		missing = append(missing, "SUBMIT_TOKEN")
+	}
+	if !o.NoAdmin && o.AdminToken == "" {
+		missing = append(missing, "ADMIN_TOKEN")
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("bot: %w: listening on %q, not a loopback address, the job API and the admin API need their tokens: set %s (or METRICS_ADDR=127.0.0.1)",
+		ErrUnprotected, o.Addr, strings.Join(missing, " and "))
+}
+
+// ErrUnprotected is wrapped by New's error when the job or admin API
+// would be served without a token on an address other than loopback.
+var ErrUnprotected = errors.New("unauthenticated API on a public address")
+
+// isLoopback reports whether addr's host is a loopback address or
+// "localhost"; an empty host (every interface) is not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // runFrontends runs every frontend until ctx ends or one fails, then

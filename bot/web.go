@@ -39,9 +39,13 @@ func (*Web) Run(context.Context) error { return nil }
 
 // Mount registers the job API.
 func (w *Web) Mount(handle func(string, http.Handler, bool)) {
-	handle("POST /api/jobs", w.count(http.HandlerFunc(w.submit)), true)
+	handle(SubmitPattern, w.count(http.HandlerFunc(w.submit)), true)
 	handle("GET /api/jobs/{id}", w.count(http.HandlerFunc(w.get)), true)
 }
+
+// SubmitPattern is the job submission route: the bot guards it with the
+// submit token (SUBMIT_TOKEN), not the read token.
+const SubmitPattern = "POST /api/jobs"
 
 // submitRequest is the body of POST /api/jobs.
 type submitRequest struct {

@@ -52,7 +52,6 @@ type Server struct {
 	mux    *http.ServeMux
 	srv    *http.Server
 	logger *slog.Logger
-	token  [sha256.Size]byte // hash of "Bearer <token>", compared in constant time
 
 	mu sync.Mutex
 	ln net.Listener
@@ -67,9 +66,6 @@ func NewServer(o ServerOptions) *Server {
 		o.Logger = slog.Default()
 	}
 	s := &Server{o: o, mux: http.NewServeMux(), logger: o.Logger}
-	if o.AuthToken != "" {
-		s.token = sha256.Sum256([]byte(o.AuthToken))
-	}
 	s.srv = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -97,13 +93,92 @@ func NewServer(o ServerOptions) *Server {
 }
 
 // Handle adds a route, with a ServeMux pattern such as "GET /api/workers".
-// A protected route requires the bearer token when one is set. Add routes
-// before Open.
+// A protected route requires the bearer token (AuthToken, named
+// METRICS_AUTH_TOKEN) when one is set. Add routes before Open.
 func (s *Server) Handle(pattern string, h http.Handler, protected bool) {
-	if protected && s.o.AuthToken != "" {
-		h = s.requireToken(h)
+	if protected {
+		s.HandleWith(pattern, h, Credential{Name: ReadCredential, Token: s.o.AuthToken})
+		return
 	}
 	s.mux.Handle(pattern, h)
+}
+
+// ReadCredential names AuthToken, the read token.
+const ReadCredential = "METRICS_AUTH_TOKEN"
+
+// NoCredential is the credential name of a request to a route whose
+// credentials all have no token: it is open.
+const NoCredential = "none"
+
+// Credential is one bearer token a route accepts, with the name it is
+// known by (its variable, such as "ADMIN_TOKEN"): logs and metrics name
+// the credential, never its value. A Credential with no Token opens
+// nothing.
+type Credential struct {
+	Name  string
+	Token string
+}
+
+// HandleWith adds a route that requires one of creds as a bearer token;
+// when none of them has a token, the route is open. The handler finds the
+// name of the credential the request presented with CredentialName.
+func (s *Server) HandleWith(pattern string, h http.Handler, creds ...Credential) {
+	var accepted []hashedCredential
+	for _, c := range creds {
+		if c.Token != "" {
+			accepted = append(accepted, hashedCredential{name: c.Name, sum: sha256.Sum256([]byte(c.Token))})
+		}
+	}
+	s.mux.Handle(pattern, requireOne(accepted, h))
+}
+
+type hashedCredential struct {
+	name string
+	sum  [sha256.Size]byte
+}
+
+type credentialKey struct{}
+
+// CredentialName returns the name of the credential the request was
+// let in with: a Credential's Name, or NoCredential on an open route.
+func CredentialName(r *http.Request) string {
+	if n, ok := r.Context().Value(credentialKey{}).(string); ok {
+		return n
+	}
+	return NoCredential
+}
+
+func requireOne(accepted []hashedCredential, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := NoCredential
+		if len(accepted) > 0 {
+			name = match(accepted, r.Header.Get("Authorization"))
+			if name == "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="botfleet"`)
+				writeText(w, http.StatusUnauthorized, "unauthorized")
+				return
+			}
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), credentialKey{}, name)))
+	})
+}
+
+// match returns the name of the credential the header carries, or "".
+// It compares hashes, every one of them, so neither a token's bytes nor
+// its length nor which one matched leak through timing.
+func match(accepted []hashedCredential, header string) string {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	name := ""
+	for _, c := range accepted {
+		if subtle.ConstantTimeCompare(got[:], c.sum[:]) == 1 && name == "" {
+			name = c.name
+		}
+	}
+	return name
 }
 
 // HandlePrefix serves h at prefix and every path under it (prefix and
@@ -114,28 +189,6 @@ func (s *Server) HandlePrefix(prefix string, h http.Handler, protected bool) {
 	prefix = strings.TrimSuffix(prefix, "/")
 	s.Handle(prefix, h, protected)
 	s.Handle(prefix+"/", h, protected)
-}
-
-func (s *Server) requireToken(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r.Header.Get("Authorization")) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="botfleet"`)
-			writeText(w, http.StatusUnauthorized, "unauthorized")
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// authorized compares hashes, so neither the token's bytes nor its length
-// leak through timing.
-func (s *Server) authorized(header string) bool {
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(got[:], s.token[:]) == 1
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {

@@ -33,6 +33,9 @@ func runBot(ctx context.Context, env *Env, args []string) error {
 	defer closeLogs()
 	opts.Logger, opts.Version = logger, version.String()
 	b, err := bot.New(opts)
+	if errors.Is(err, bot.ErrUnprotected) {
+		return &exitError{code: 2, err: err} // a configuration error, as a bad variable is
+	}
 	if err != nil {
 		return err
 	}

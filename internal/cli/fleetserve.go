@@ -27,7 +27,7 @@ func runFleet(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer closeLogs()
-	opts.Logger, opts.Version, opts.NoWeb, opts.Service = logger, version.String(), true, "fleet"
+	opts.Logger, opts.Version, opts.NoWeb, opts.NoAdmin, opts.Service = logger, version.String(), true, true, "fleet"
 	b, err := bot.New(opts)
 	if err != nil {
 		return err
