@@ -340,8 +340,10 @@ function ingest(snap) {
   const present = new Set();
   // A page that stops short of the fleet's end (next_cursor) loses its last
   // workers when others join before them: those moved to the next page, they
-  // did not leave.
+  // did not leave. With a state filter, a worker that changed state left the
+  // page, not the fleet.
   const next = typeof snap.next_cursor === "string" ? snap.next_cursor : "";
+  const moved = (id) => (next !== "" && id > next) || query.state !== "";
   for (const w of snap.workers || []) {
     const id = String(w.worker_id ?? "");
     present.add(id);
@@ -359,7 +361,7 @@ function ingest(snap) {
   }
   for (const [id, rec] of workers) {
     if (present.has(id)) continue;
-    if (next && id > next) {
+    if (moved(id)) {
       viewport.unobserve(rec.el);
       rec.el.remove();
       workers.delete(id);
