@@ -116,8 +116,8 @@ func (a *Admin) Job(ctx context.Context, id string) (JobDetail, error) {
 		return JobDetail{}, err
 	}
 	d.Payload = redactJSON(d.Payload)
-	for i := range d.Attempts {
-		d.Attempts[i].Error = logging.RedactString(d.Attempts[i].Error)
+	for i := range d.History {
+		d.History[i].Error = logging.RedactString(d.History[i].Error)
 	}
 	d.Error = logging.RedactString(d.Error)
 	return JobDetail{Detail: d, LogsURL: LogsURL(a.grafanaURL, id)}, nil

@@ -28,9 +28,9 @@ var Statuses = []string{StatusQueued, StatusRunning, StatusRetrying, StatusSucce
 // history, oldest first.
 type Detail struct {
 	Info
-	Payload  json.RawMessage `json:"payload,omitempty"` // nil when the hash has none (a producer that did not write it)
-	Attempts []Attempt       `json:"attempt_history"`
-	DeadID   string          `json:"dead_id,omitempty"` // the dead letter's stream id, when dead
+	Payload json.RawMessage `json:"payload,omitempty"` // nil when the hash has none (a producer that did not write it)
+	History []Attempt       `json:"attempt_history"`
+	DeadID  string          `json:"dead_id,omitempty"` // the dead letter's stream id, when dead
 }
 
 // Show returns the job with its payload and attempt history;
@@ -52,14 +52,14 @@ func (q *Queue) Show(ctx context.Context, id string) (Detail, error) {
 	if len(f) == 0 {
 		return Detail{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	d := Detail{Info: infoFrom(id, f), DeadID: f["dead_id"], Attempts: []Attempt{}}
+	d := Detail{Info: infoFrom(id, f), DeadID: f["dead_id"], History: []Attempt{}}
 	if p, ok := f[fieldPayload]; ok {
 		d.Payload = json.RawMessage(p)
 	}
 	for _, s := range hist.Val() {
 		var a Attempt
 		if json.Unmarshal([]byte(s), &a) == nil {
-			d.Attempts = append(d.Attempts, a)
+			d.History = append(d.History, a)
 		}
 	}
 	return d, nil

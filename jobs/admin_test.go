@@ -94,10 +94,10 @@ func TestRetryDeadKeepsIDAndHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Attempts) != 2 || d.DeadID == "" || string(d.Payload) != `{"token":"s3cret"}` {
+	if len(d.History) != 2 || d.DeadID == "" || string(d.Payload) != `{"token":"s3cret"}` {
 		t.Fatalf("Show = %+v, want 2 attempts, a dead letter and the payload", d)
 	}
-	for i, a := range d.Attempts {
+	for i, a := range d.History {
 		if a.Attempt != i+1 || a.Worker != "worker-a" || a.Error != "flaky: upstream said no" || a.StartedAt.IsZero() {
 			t.Errorf("attempt %d = %+v, want its number, worker-a, the error and a start", i, a)
 		}
@@ -117,7 +117,7 @@ func TestRetryDeadKeepsIDAndHistory(t *testing.T) {
 	}
 	d, _ = q.Show(ctx, job.ID)
 	var outcomes []string
-	for _, a := range d.Attempts {
+	for _, a := range d.History {
 		outcomes = append(outcomes, a.Outcome)
 	}
 	if want := []string{StatusRetrying, StatusFailed, "retried", StatusSucceeded}; !slices.Equal(outcomes, want) {
