@@ -65,6 +65,7 @@ func startAdminBot(t *testing.T) *adminBot {
 	go func() { done <- b.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	<-b.Started()
+	testbin.WaitFor(t, 10*time.Second, "the bot's URL", func() bool { return b.URL() != "" }) // set just after Started
 	c := jobs.NewConsumer(rdb, "", "worker-1", mux, jobs.ConsumerOptions{Backoff: 5 * time.Millisecond, Logger: logs.Logger()})
 	go c.Run(ctx)
 	t.Cleanup(func() { c.Shutdown(context.Background()) })

@@ -303,7 +303,8 @@ func TestDashboardFromDesign(t *testing.T) {
 			}
 		}
 	})
-	wantRows := []string{"Worker Fleet Status", "Resource Usage", "Job Processing", "Error Analysis", "System Health"}
+	// The design's rows, in its order, then the operator's (issue 11).
+	wantRows := []string{"Worker Fleet Status", "Resource Usage", "Job Processing", "Error Analysis", "System Health", "Operations"}
 	if !slices.Equal(rows, wantRows) {
 		t.Errorf("rows = %v, want %v", rows, wantRows)
 	}

@@ -33,6 +33,13 @@ var contractMetrics = map[string]string{
 	"fleet_heartbeat_age_seconds":             "summary",
 	"jobs_queue_pending":                      "gauge",
 	"jobs_dead_letters":                       "gauge",
+	"jobs_queue_latency_seconds":              "gauge",
+	"jobs_queue_backlog":                      "gauge",
+	"jobs_queue_backlog_limit":                "gauge",
+	"jobs_queue_paused":                       "gauge",
+	"worker_job_attempts_total":               "counter",
+	"fleet_workers_quiet":                     "gauge",
+	"bot_admin_actions_total":                 "counter",
 	// Made by Prometheus itself.
 	"up":     "gauge",
 	"ALERTS": "gauge",

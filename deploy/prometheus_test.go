@@ -261,7 +261,8 @@ func TestAlertRules(t *testing.T) {
 			checkMetricNames(t, r.Alert, r.Expr)
 		}
 	}
-	want := []string{"HighJobErrorRate", "MetricsEndpointDown", "NoIdleWorkers", "WorkerDown", "WorkerHeartbeatStale", "WorkerMemoryHigh"}
+	want := []string{"DeadLettersGrowing", "HighJobErrorRate", "JobQueueBacklogNearLimit", "JobQueueLatencyHigh", "MetricsEndpointDown",
+		"NoIdleWorkers", "WorkerDown", "WorkerHeartbeatStale", "WorkerMemoryHigh"}
 	if got := slices.Sorted(maps.Keys(exprs)); !slices.Equal(got, want) {
 		t.Errorf("alerts = %v, want %v", got, want)
 	}
