@@ -115,6 +115,10 @@ type Options struct {
 	// (JOB_MAX_BACKLOG); past it a submission is refused with 429 before
 	// anything is written. Default jobs.DefaultMaxBacklog.
 	MaxBacklog int64
+	// Replicas makes a submission wait for Redis replicas to have the job
+	// before it is answered 202 (REDIS_WAIT_REPLICAS, REDIS_WAIT_TIMEOUT);
+	// see jobs.Replicas. Default: none.
+	Replicas jobs.Replicas
 	// MaxStreams caps the fleet view's open event streams
 	// (FLEET_MAX_STREAMS); default fleet.DefaultMaxStreams.
 	MaxStreams int
@@ -138,6 +142,7 @@ func FromEnv(getenv func(string) string) (Options, error) {
 		RequestTimeout: l.Seconds("REDIS_TIMEOUT", DefaultRequestTimeout, 100*time.Millisecond, time.Minute),
 		MaxBacklog:     int64(l.Int("JOB_MAX_BACKLOG", jobs.DefaultMaxBacklog, 1, 1<<31-1)),
 		MaxStreams:     l.Int("FLEET_MAX_STREAMS", fleet.DefaultMaxStreams, 1, 10000),
+		Replicas:       j.Replicas,
 	}, l.Err()
 }
 
@@ -205,7 +210,7 @@ func New(o Options) (*Bot, error) {
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
-	queue := jobs.NewQueue(rdb, o.Queue, jobs.QueueOptions{MaxAttempts: o.MaxAttempts, MaxBacklog: o.MaxBacklog})
+	queue := jobs.NewQueue(rdb, o.Queue, jobs.QueueOptions{MaxAttempts: o.MaxAttempts, MaxBacklog: o.MaxBacklog, Replicas: o.Replicas})
 	if err := o.Registry.Register(NewQueueCollector(queue, queue.Name())); err != nil {
 		closeOwned(rdb, owned)
 		return nil, fmt.Errorf("bot: %w", err)

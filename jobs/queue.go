@@ -91,6 +91,9 @@ type QueueOptions struct {
 	// listings of List): beyond it the oldest entries are dropped, as are
 	// those older than ResultTTL. Default 100000 (DefaultIndexMaxLen).
 	IndexMaxLen int64
+	// Replicas makes Enqueue wait for replicas to have each job before
+	// it reports it queued (Redis's WAIT). Default: none.
+	Replicas Replicas
 	// Clock is the time source of timestamps; nil means the wall clock.
 	Clock Clock
 }
@@ -190,7 +193,7 @@ func (q *Queue) EnqueueWith(ctx context.Context, typ string, payload any, o Enqu
 		MaxAttempts: q.o.MaxAttempts, CreatedAt: now, UpdatedAt: now,
 	}
 	keys, args := q.enqueueArgs(info, data, o.IdempotencyKey)
-	res, err := enqueueScript.Run(ctx, q.rdb, keys, args...).Slice()
+	res, err := q.o.Replicas.run(ctx, q.rdb, enqueueScript, keys, args...).Slice()
 	if err != nil {
 		return Info{}, false, fmt.Errorf("jobs: enqueue %s %s: %w", typ, info.ID, err)
 	}

@@ -175,11 +175,10 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-func statusClient(env *Env) (*redis.Client, error) {
-	_, opts, err := config.LoadRedis(env.Getenv)
+func statusClient(env *Env) (redis.UniversalClient, error) {
+	_, r, err := config.LoadRedis(env.Getenv)
 	if err != nil {
 		return nil, &exitError{code: 2, err: err}
 	}
-	opts.ContextTimeoutEnabled = true
-	return redis.NewClient(opts), nil
+	return r.NewClient(), nil
 }

@@ -190,7 +190,11 @@ func waitLive(ctx context.Context, base string) error {
 }
 
 func printWhere(w io.Writer, redisURL, botURL string, port int, workers []string, logDir string) {
-	fmt.Fprintf(w, "\nbotfleet is up\n  redis      %s   (redis-cli -u %s)\n", logging.RedactString(redisURL), logging.RedactString(redisURL))
+	hint := "redis-cli -u " + logging.RedactString(redisURL)
+	if strings.Contains(redisURL, "+sentinel://") {
+		hint = "through Sentinel; redis-cli -p <sentinel port> SENTINEL get-master-addr-by-name <master>"
+	}
+	fmt.Fprintf(w, "\nbotfleet is up\n  redis      %s   (%s)\n", logging.RedactString(redisURL), hint)
 	fmt.Fprintf(w, "  dashboard  %s/   (botfleet status, with REDIS_URL=%s)\n", botURL, logging.RedactString(redisURL))
 	fmt.Fprintf(w, "  bot        %s/health  %s/metrics  jobs API %s/api/jobs  discovery %s/api/fleet/targets\n", botURL, botURL, botURL, botURL)
 	for i, name := range workers {

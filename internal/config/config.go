@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/botfleet/botfleet/jobs"
 	"github.com/botfleet/botfleet/logging"
 	"github.com/botfleet/botfleet/monitoring"
@@ -38,7 +36,7 @@ type Process struct {
 	// RedisURL is REDIS_URL, as given (it may hold a password: never log it;
 	// logging.RedactString masks it). Redis is the parsed form.
 	RedisURL string
-	Redis    *redis.Options
+	Redis    Redis
 	// MetricsAddr is the listen address, METRICS_ADDR:METRICS_PORT
 	// (default ":9200", all interfaces).
 	MetricsAddr string
@@ -57,6 +55,9 @@ type Jobs struct {
 	MaxAttempts       int           // JOB_MAX_ATTEMPTS: runs of a failing job before it is dead-lettered
 	RetryBackoff      time.Duration // JOB_RETRY_BACKOFF in seconds, doubling per attempt
 	VisibilityTimeout time.Duration // JOB_VISIBILITY_TIMEOUT in seconds: a dead worker's job is taken over after this
+	// Replicas is REDIS_WAIT_REPLICAS and REDIS_WAIT_TIMEOUT: how many
+	// replicas a producer waits for before a job counts as queued.
+	Replicas jobs.Replicas
 }
 
 // Loader reads variables through getenv and accumulates the errors, so
@@ -186,16 +187,25 @@ func allDigitsAndDots(s string) bool {
 
 var queuePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-// Jobs reads JOB_QUEUE, JOB_MAX_ATTEMPTS, JOB_RETRY_BACKOFF and
-// JOB_VISIBILITY_TIMEOUT, with the jobs package's defaults.
+// Jobs reads JOB_QUEUE, JOB_MAX_ATTEMPTS, JOB_RETRY_BACKOFF,
+// JOB_VISIBILITY_TIMEOUT, REDIS_WAIT_REPLICAS and REDIS_WAIT_TIMEOUT, with
+// the jobs package's defaults.
 func (l *Loader) Jobs() Jobs {
 	return Jobs{
 		Queue:             l.Queue(),
 		MaxAttempts:       l.Int("JOB_MAX_ATTEMPTS", jobs.DefaultMaxAttempts, 1, 100),
 		RetryBackoff:      l.Seconds("JOB_RETRY_BACKOFF", jobs.DefaultBackoff, 0, time.Hour),
 		VisibilityTimeout: l.Seconds("JOB_VISIBILITY_TIMEOUT", jobs.DefaultVisibilityTimeout, time.Second, MaxSeconds),
+		Replicas: jobs.Replicas{
+			Wait:    l.Int("REDIS_WAIT_REPLICAS", 0, 0, 100),
+			Timeout: l.Seconds("REDIS_WAIT_TIMEOUT", jobs.DefaultReplicaTimeout, 10*time.Millisecond, MaxReplicaTimeout),
+		},
 	}
 }
+
+// MaxReplicaTimeout bounds REDIS_WAIT_TIMEOUT below go-redis's read
+// timeout (3s), which a pipeline's WAIT must answer within.
+const MaxReplicaTimeout = 2500 * time.Millisecond
 
 // Queue reads JOB_QUEUE.
 func (l *Loader) Queue() string {
@@ -280,16 +290,4 @@ func outboundHost() string {
 		return h
 	}
 	return "127.0.0.1"
-}
-
-// LoadRedis reads only REDIS_URL, for commands that just read the fleet.
-func LoadRedis(getenv func(string) string) (string, *redis.Options, error) {
-	l := New(getenv)
-	raw := l.String("REDIS_URL", DefaultRedisURL)
-	opts, err := redis.ParseURL(raw)
-	if err != nil {
-		return raw, nil, fmt.Errorf("REDIS_URL=%q: want redis://[:password@]host:port/db or rediss:// for TLS (%s)",
-			logging.RedactString(raw), logging.RedactString(err.Error()))
-	}
-	return raw, opts, nil
 }

@@ -132,9 +132,11 @@ func (p *Process) Close() {
 }
 
 // Redis returns client when it is not nil (the caller keeps it), or a new
-// client for url that the caller must close (owned is true). Every command
-// honours its context's deadline, so a slow Redis never holds a beat or a
-// request past it.
+// client for url (REDIS_URL's forms, config.ParseRedisURL) that the caller
+// must close (owned is true): one server's client, or for a Sentinel URL
+// go-redis's failover client, which follows the master across a failover.
+// Every command honours its context's deadline, so a slow Redis never
+// holds a beat or a request past it.
 func Redis(client redis.UniversalClient, url string) (rdb redis.UniversalClient, owned bool, err error) {
 	if client != nil {
 		return client, false, nil
@@ -142,12 +144,11 @@ func Redis(client redis.UniversalClient, url string) (rdb redis.UniversalClient,
 	if url == "" {
 		url = config.DefaultRedisURL
 	}
-	opts, err := redis.ParseURL(url)
+	r, err := config.ParseRedisURL(url)
 	if err != nil {
-		return nil, false, fmt.Errorf("redis URL %q: %s", logging.RedactString(url), logging.RedactString(err.Error()))
+		return nil, false, err
 	}
-	opts.ContextTimeoutEnabled = true
-	return redis.NewClient(opts), true, nil
+	return r.NewClient(), true, nil
 }
 
 // ErrRedisRefused is wrapped by CheckRedis's error: Redis answered, and
