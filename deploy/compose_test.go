@@ -14,7 +14,7 @@ import (
 )
 
 // composeSecrets are the variables docker-compose.yml requires from .env.
-var composeSecrets = []string{"GRAFANA_ADMIN_PASSWORD", "REDIS_PASSWORD", "METRICS_AUTH_TOKEN"}
+var composeSecrets = []string{"GRAFANA_ADMIN_PASSWORD", "REDIS_PASSWORD", "METRICS_AUTH_TOKEN", "SUBMIT_TOKEN", "ADMIN_TOKEN"}
 
 // composeService is one service of `docker-compose config`'s output. Ports
 // and volumes stay untyped: docker-compose 1.x prints them as short strings,
