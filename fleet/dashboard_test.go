@@ -446,13 +446,15 @@ func testToken(t *testing.T, chrome context.Context) {
 			text("notice")+`.includes("#token=")`)
 	b.checkErrors(t)
 
-	// The first page's last refused poll may still be reported after it
-	// is gone: leave it before refusals count again.
-	b.do(t, chromedp.Navigate("about:blank"), chromedp.Sleep(200*time.Millisecond))
-	b.ignore(nil)
-	b.do(t, chromedp.Navigate(base+"/#token="+token))
+	// The first page's last refused poll may be reported after it is
+	// gone, so refusals count again only once the token page is live;
+	// from then on any error fails the test.
+	b.do(t, chromedp.Navigate("about:blank"), chromedp.Navigate(base+"/#token="+token))
 	b.waitFor(t, 10*time.Second, "worker-1, polled with the token",
 		card("worker-1")+` && `+text("s-alive")+` === "1" && `+text("conn-text")+` === "live (polling)"`)
+	b.ignore(nil)
+	b.waitFor(t, 10*time.Second, "another poll with the token",
+		`(window.__polls = (window.__polls || 0) + 1) > 0 && `+text("conn-text")+` === "live (polling)"`)
 	b.checkErrors(t)
 }
 
