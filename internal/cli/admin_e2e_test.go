@@ -91,13 +91,32 @@ func TestJobsQueuesWorkersCommands(t *testing.T) {
 	if code, _, _ := admin(t, srv, "queues", "pause", "default"); code != 0 {
 		t.Fatalf("queues pause: exit %d", code)
 	}
-	code, out, _ = admin(t, srv, "queues", "ls")
-	if code != 0 || !strings.Contains(out, "paused") {
-		t.Errorf("queues ls: exit %d, want default paused:\n%s", code, out)
+	testbin.WaitFor(t, 10*time.Second, "the worker to log the pause", func() bool {
+		return strings.Contains(w.proc.Output(), "queue paused: taking no new jobs")
+	})
+	held, err := q.Enqueue(context.Background(), "echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := srv.Client(t)
+	beats := rdb.XLen(context.Background(), "worker:status").Val()
+	testbin.WaitFor(t, 10*time.Second, "three more beats of the idle worker", func() bool {
+		return rdb.XLen(context.Background(), "worker:status").Val() >= beats+3
+	})
+	code, out, _ = admin(t, srv, "queues", "ls", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"paused": true`) || !strings.Contains(out, `"waiting": 1`) {
+		t.Errorf("queues ls while paused: exit %d, want default paused with 1 waiting:\n%s", code, out)
+	}
+	if info, _ := q.Get(context.Background(), held.ID); info.Status != jobs.StatusQueued {
+		t.Errorf("job enqueued while paused is %s, want queued", info.Status)
 	}
 	if code, _, _ := admin(t, srv, "queues", "resume", "default"); code != 0 {
 		t.Fatalf("queues resume: exit %d", code)
 	}
+	testbin.WaitFor(t, 15*time.Second, "the held job to run after the resume", func() bool {
+		info, err := q.Get(context.Background(), held.ID)
+		return err == nil && info.Status == jobs.StatusSucceeded
+	})
 
 	if code, _, _ := admin(t, srv, "workers", "quiet", "worker-c1"); code != 0 {
 		t.Fatalf("workers quiet: exit %d", code)
