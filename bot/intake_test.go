@@ -97,3 +97,23 @@ func TestFrozenRedisAnswersTrueAndPromptly(t *testing.T) {
 		t.Errorf("GET says %d but jobs:default holds %d entries", code, n)
 	}
 }
+
+// TestNotReplicatedNamesTheID: with REDIS_WAIT_REPLICAS and no replica to
+// confirm, the job is on the primary but not safe: the answer says so and
+// names the id, instead of blaming a slow Redis.
+func TestNotReplicatedNamesTheID(t *testing.T) {
+	ts, m, srv := newAPIWith(t, jobs.QueueOptions{Replicas: jobs.Replicas{Wait: 1, Timeout: 50 * time.Millisecond}}, time.Second)
+	code, body, hdr := do(t, "POST", ts.URL+"/api/jobs", "application/json", `{"type":"echo"}`)
+	id, _ := body["id"].(string)
+	msg, _ := body["error"].(string)
+	if code != http.StatusServiceUnavailable || body["status"] != "unknown" || id == "" || hdr.Get("Location") != "/api/jobs/"+id ||
+		!strings.Contains(msg, "REDIS_WAIT_REPLICAS") {
+		t.Fatalf("POST without a replica: %d %v, want 503 unknown naming the id and REDIS_WAIT_REPLICAS", code, body)
+	}
+	if n := srv.Client(t).XLen(context.Background(), "jobs:default").Val(); n != 1 {
+		t.Errorf("jobs:default holds %d entries, want the job on the primary", n)
+	}
+	if got := testutil.ToFloat64(m.RejectedCounter("web_frontend", "unknown")); got != 1 {
+		t.Errorf(`bot_jobs_rejected_total{reason="unknown"} = %v, want 1`, got)
+	}
+}

@@ -83,6 +83,13 @@ func (w *Web) submit(rw http.ResponseWriter, r *http.Request) {
 	case err != nil && wire.IsReplyError(err):
 		w.deps.Logger.ErrorContext(logCtx, "job not queued", "type", req.Type, "error", err)
 		w.refuse(rw, r, http.StatusServiceUnavailable, "redis_error", "the job queue refused the job; not queued: try again")
+	case errors.Is(err, jobs.ErrNotReplicated):
+		w.deps.Logger.ErrorContext(logCtx, "job not confirmed by replicas", "type", req.Type, "error", err)
+		w.deps.Metrics.Rejected(w.Name(), "unknown")
+		rw.Header().Set("Location", "/api/jobs/"+id)
+		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"id": id, "status": "unknown",
+			"error": "the job is on the Redis primary but not confirmed by enough replicas (REDIS_WAIT_REPLICAS), so a failover could lose it. GET /api/jobs/" + id +
+				" tells whether it is there, or send the request again with the same Idempotency-Key"})
 	case err != nil && existed:
 		// The key had queued a job, whose record could not be read now.
 		w.deps.Logger.WarnContext(logging.With(r.Context(), logging.KeyJobID, info.ID), "idempotent replay: the job exists but could not be read", "error", err)
