@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 
 	"github.com/botfleet/botfleet/bot"
 	"github.com/botfleet/botfleet/internal/version"
@@ -69,12 +68,7 @@ func (e *APIError) Error() string {
 }
 
 // Unwrap returns bot.ErrUndeliverable when retrying cannot help.
-func (e *APIError) Unwrap() error {
-	if e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests {
-		return bot.ErrUndeliverable
-	}
-	return nil
-}
+func (e *APIError) Unwrap() error { return bot.UndeliverableStatus(e.Status) }
 
 // maxResponse bounds an API answer.
 const maxResponse = 1 << 20
@@ -108,12 +102,8 @@ func (c *Client) do(ctx context.Context, method, path string, auth bool, body, r
 	if auth {
 		req.Header.Set("Authorization", "Bot "+c.botToken)
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := bot.SendPlatform(c.hc, req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) { // its URL may hold an interaction token
-			err = ue.Err
-		}
 		return fmt.Errorf("discord: %s: %w", method, err)
 	}
 	defer resp.Body.Close()

@@ -108,12 +108,7 @@ func (e *APIError) Error() string {
 var phoneNumber = regexp.MustCompile(`\+?[0-9][0-9 ().-]{4,}[0-9]`)
 
 // Unwrap returns bot.ErrUndeliverable when retrying cannot help.
-func (e *APIError) Unwrap() error {
-	if e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests {
-		return bot.ErrUndeliverable
-	}
-	return nil
-}
+func (e *APIError) Unwrap() error { return bot.UndeliverableStatus(e.Status) }
 
 // maxResponse bounds an API answer.
 const maxResponse = 1 << 20
@@ -144,12 +139,8 @@ func (c *Client) do(ctx context.Context, method, path string, form url.Values, r
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	req.SetBasicAuth(c.sid, c.token)
-	resp, err := c.hc.Do(req)
+	resp, err := bot.SendPlatform(c.hc, req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) { // its URL may hold a phone number
-			err = ue.Err
-		}
 		return fmt.Errorf("twilio: %s: %w", method, err)
 	}
 	defer resp.Body.Close()

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/botfleet/botfleet/bot"
@@ -56,12 +54,7 @@ func (e *APIError) Error() string {
 }
 
 // Unwrap returns bot.ErrUndeliverable when retrying cannot help.
-func (e *APIError) Unwrap() error {
-	if e.Code >= 400 && e.Code < 500 && e.Code != http.StatusTooManyRequests {
-		return bot.ErrUndeliverable
-	}
-	return nil
-}
+func (e *APIError) Unwrap() error { return bot.UndeliverableStatus(e.Code) }
 
 // maxResponse bounds an API answer: getUpdates returns at most 100
 // updates.
@@ -94,12 +87,8 @@ func (c *Client) call(ctx context.Context, method string, params, result any) er
 		return fmt.Errorf("telegram: %s: bad TELEGRAM_API_URL", method)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.hc.Do(req)
+	resp, err := bot.SendPlatform(c.hc, req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return fmt.Errorf("telegram: %s: %w", method, err)
 	}
 	defer resp.Body.Close()
