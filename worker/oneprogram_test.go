@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -17,31 +16,13 @@ import (
 	"github.com/botfleet/botfleet/worker"
 )
 
-// lockedBuffer is a bytes.Buffer safe for the loggers' concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestBotAndWorkerInOneProgram: a bot and a worker run side by side in one
 // process, each with its own logger, registry and port, and every record
 // each writes carries its own service and worker_id, including the job's
 // records logged through a context.
 func TestBotAndWorkerInOneProgram(t *testing.T) {
 	srv := redistest.Start(t)
-	var botOut, workerOut lockedBuffer
+	var botOut, workerOut testbin.Buffer
 	cfg := logging.DefaultConfig()
 	botLog, closeBot, err := logging.New(logging.Options{Service: "bot", Config: &cfg, Stdout: &botOut})
 	if err != nil {

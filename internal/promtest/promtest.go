@@ -4,13 +4,11 @@
 package promtest
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +20,7 @@ import (
 type Server struct {
 	// URL is its base URL, http://127.0.0.1:<port>.
 	URL string
-	out *lockedBuffer
+	out *testbin.Buffer
 }
 
 // Start runs prometheus with the configuration file at config (relative
@@ -36,7 +34,7 @@ func Start(t testing.TB, config string) *Server {
 		t.Fatalf("prometheus not found: run `make test` (installs it) or apt-get install prometheus: %v", err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testbin.FreePort(t)))
-	s := &Server{URL: "http://" + addr, out: &lockedBuffer{}}
+	s := &Server{URL: "http://" + addr, out: &testbin.Buffer{}}
 	cmd := exec.Command(bin, "--config.file="+config, "--web.listen-address="+addr,
 		"--storage.tsdb.path="+filepath.Join(t.TempDir(), "data"), "--log.level=warn")
 	cmd.Dir = filepath.Dir(config)
@@ -79,20 +77,3 @@ func Start(t testing.TB, config string) *Server {
 
 // Output returns what prometheus printed so far.
 func (s *Server) Output() string { return s.out.String() }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}

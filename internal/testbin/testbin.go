@@ -59,7 +59,7 @@ func Build(t testing.TB, pkg string) string {
 // and failure messages.
 type Proc struct {
 	Cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *Buffer
 	waited chan struct{}
 	err    error
 }
@@ -76,7 +76,7 @@ func StartBinary(t testing.TB, path string, env []string, args ...string) *Proc 
 	t.Helper()
 	cmd := exec.Command(path, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	p := &Proc{Cmd: cmd, out: &syncBuffer{}, waited: make(chan struct{})}
+	p := &Proc{Cmd: cmd, out: &Buffer{}, waited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	// Its own process group, so a kill reaches its children; and it dies
 	// with the test binary, even one killed by -timeout.
@@ -137,24 +137,26 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent writes and reads: the
+// output of a process or a logger under test.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-var _ io.Writer = (*syncBuffer)(nil)
+var _ io.Writer = (*Buffer)(nil)
 
 // FreePort returns a loopback port nobody listens on right now, for a
 // process under test to listen on.
