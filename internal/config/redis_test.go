@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestParseRedisURL(t *testing.T) {
@@ -57,13 +59,13 @@ func TestParseRedisURL(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tt.want == nil {
-				if got.Server == nil || got.Failover != nil {
+				if got.Server == nil || got.Failover != nil || got.Cluster != nil {
 					t.Fatalf("got %+v; want one server's options", got)
 				}
 				return
 			}
 			f := got.Failover
-			if f == nil || got.Server != nil {
+			if f == nil || got.Server != nil || got.Cluster != nil {
 				t.Fatalf("got %+v; want failover options", got)
 			}
 			w := tt.want
@@ -73,6 +75,132 @@ func TestParseRedisURL(t *testing.T) {
 				t.Errorf("got sentinels %v master %q db %d user %q pass %q sentinel %q:%q tls %v dial %v; want %+v",
 					f.SentinelAddrs, f.MasterName, f.DB, f.Username, f.Password, f.SentinelUsername, f.SentinelPassword,
 					f.TLSConfig != nil, f.DialTimeout, *w)
+			}
+		})
+	}
+}
+
+func TestParseRedisURLCluster(t *testing.T) {
+	type want struct {
+		addrs         []string
+		user, pass    string
+		tls           bool
+		dialTimeout   time.Duration
+		readTimeout   time.Duration
+		routeRandomly bool
+	}
+	tests := []struct {
+		name string
+		url  string
+		want want
+		err  string
+	}{
+		{name: "three nodes", url: "redis+cluster://10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002/",
+			want: want{addrs: []string{"10.0.0.1:7000", "10.0.0.2:7001", "10.0.0.3:7002"}}},
+		{name: "two nodes, no path", url: "redis+cluster://h1:7000,h2:7001",
+			want: want{addrs: []string{"h1:7000", "h2:7001"}}},
+		{name: "one node, db 0", url: "redis+cluster://h1:7000/0",
+			want: want{addrs: []string{"h1:7000"}}},
+		{name: "default port, IPv6", url: "redis+cluster://h1,h2:7001,[::1],[::1]:7002/",
+			want: want{addrs: []string{"h1:6379", "h2:7001", "[::1]:6379", "[::1]:7002"}}},
+		{name: "password", url: "redis+cluster://:s3cret@h1:7000,h2:7001/",
+			want: want{addrs: []string{"h1:7000", "h2:7001"}, pass: "s3cret"}},
+		{name: "ACL user, escaped password", url: "redis+cluster://app:p%40ss%3Aw@h1:7000,h2:7001/",
+			want: want{addrs: []string{"h1:7000", "h2:7001"}, user: "app", pass: "p@ss:w"}},
+		{name: "TLS", url: "rediss+cluster://:s3cret@h1:7000,h2:7001/",
+			want: want{addrs: []string{"h1:7000", "h2:7001"}, pass: "s3cret", tls: true}},
+		{name: "go-redis options", url: "redis+cluster://h1:7000,h2:7001/?dial_timeout=3s&read_timeout=1500ms&route_randomly=true",
+			want: want{addrs: []string{"h1:7000", "h2:7001"}, dialTimeout: 3 * time.Second, readTimeout: 1500 * time.Millisecond, routeRandomly: true}},
+		{name: "db 1", url: "redis+cluster://:hunter2@h1:7000,h2:7001/1", err: `database "1": Redis Cluster has only database 0`},
+		{name: "db not a number", url: "redis+cluster://:hunter2@h1:7000/x", err: "Redis Cluster has only database 0"},
+		{name: "no address", url: "redis+cluster://:hunter2@/", err: "no cluster node address"},
+		{name: "no address, nothing else", url: "rediss+cluster://", err: "no cluster node address"},
+		{name: "empty address in the list", url: "redis+cluster://:hunter2@h1:7000,,h2:7001/", err: `cluster node address ""`},
+		{name: "port out of range", url: "redis+cluster://:hunter2@h1:99999,h2:7001/", err: `cluster node address "h1:99999"`},
+		{name: "port not a number", url: "redis+cluster://:hunter2@h1:7000,h2:seven/", err: `cluster node address "h2:seven"`},
+		{name: "empty port", url: "redis+cluster://:hunter2@h1:/", err: `cluster node address "h1:"`},
+		{name: "addr in the query", url: "redis+cluster://:hunter2@h1:7000/?addr=h2:7001", err: "query parameter addr is not allowed"},
+		{name: "password in the query", url: "redis+cluster://h1:7000/?password=hunter2", err: "query parameter password is not allowed"},
+		{name: "username in the query", url: "redis+cluster://:hunter2@h1:7000/?username=app", err: "query parameter username is not allowed"},
+		{name: "db in the query", url: "redis+cluster://:hunter2@h1:7000/?db=1", err: "query parameter db is not allowed"},
+		{name: "unknown option", url: "redis+cluster://:hunter2@h1:7000/?colour=red", err: "unexpected option: colour"},
+		{name: "bad option value", url: "redis+cluster://:hunter2@h1:7000/?dial_timeout=soon", err: "dial_timeout"},
+		{name: "fragment", url: "redis+cluster://:hunter2@h1:7000/#x", err: "fragment"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseRedisURL(tt.url)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "REDIS_URL=") ||
+					!strings.Contains(err.Error(), "redis+cluster://[:password@]host1:6379,host2:6379/") {
+					t.Fatalf("got error %v; want one naming REDIS_URL, the forms and %q", err, tt.err)
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("error %q shows the password", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := got.Cluster
+			if c == nil || got.Server != nil || got.Failover != nil {
+				t.Fatalf("got %+v; want cluster options only", got)
+			}
+			w := tt.want
+			if !slices.Equal(c.Addrs, w.addrs) || c.Username != w.user || c.Password != w.pass ||
+				(c.TLSConfig != nil) != w.tls || c.DialTimeout != w.dialTimeout || c.ReadTimeout != w.readTimeout ||
+				c.RouteRandomly != w.routeRandomly {
+				t.Errorf("got addrs %v user %q pass %q tls %v dial %v read %v random %v; want %+v",
+					c.Addrs, c.Username, c.Password, c.TLSConfig != nil, c.DialTimeout, c.ReadTimeout, c.RouteRandomly, w)
+			}
+			if c.TLSConfig != nil && c.TLSConfig.ServerName != "" {
+				t.Errorf("TLS ServerName = %q, want empty: each node is checked against its own host", c.TLSConfig.ServerName)
+			}
+		})
+	}
+}
+
+func TestRedisNewClient(t *testing.T) {
+	tests := []struct {
+		name string
+		url  string
+	}{
+		{name: "one server", url: "redis://127.0.0.1:1/0"},
+		{name: "sentinel", url: "redis+sentinel://127.0.0.1:1/m/0"},
+		{name: "cluster", url: "redis+cluster://127.0.0.1:1,127.0.0.1:2/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := ParseRedisURL(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := r.NewClient()
+			defer c.Close()
+			var timeouts bool
+			switch c := c.(type) {
+			case *redis.ClusterClient:
+				if r.Cluster == nil {
+					t.Fatalf("got a cluster client for %s", tt.url)
+				}
+				timeouts = c.Options().ContextTimeoutEnabled
+				if !slices.Equal(c.Options().Addrs, r.Cluster.Addrs) {
+					t.Errorf("client addrs %v, want %v", c.Options().Addrs, r.Cluster.Addrs)
+				}
+			case *redis.Client:
+				if r.Cluster != nil {
+					t.Fatalf("got %T for %s, want a cluster client", c, tt.url)
+				}
+				timeouts = c.Options().ContextTimeoutEnabled
+			default:
+				t.Fatalf("got %T", c)
+			}
+			if !timeouts {
+				t.Error("ContextTimeoutEnabled = false, want true")
+			}
+			if r.Cluster != nil && r.Cluster.ContextTimeoutEnabled {
+				t.Error("NewClient changed the parsed options, want a copy")
 			}
 		})
 	}

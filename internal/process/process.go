@@ -133,8 +133,9 @@ func (p *Process) Close() {
 
 // Redis returns client when it is not nil (the caller keeps it), or a new
 // client for url (REDIS_URL's forms, config.ParseRedisURL) that the caller
-// must close (owned is true): one server's client, or for a Sentinel URL
-// go-redis's failover client, which follows the master across a failover.
+// must close (owned is true): one server's client, for a Sentinel URL
+// go-redis's failover client, which follows the master across a failover,
+// or for a Cluster URL its cluster client (config.Redis.NewClient).
 // Every command honours its context's deadline, so a slow Redis never
 // holds a beat or a request past it.
 func Redis(client redis.UniversalClient, url string) (rdb redis.UniversalClient, owned bool, err error) {
