@@ -76,7 +76,7 @@ type Page struct {
 // Page returns the workers q selects, at most q.Limit of them, with the
 // fleet's Summary. When every indexed worker keeps the derived keys
 // (heartbeat.Options.StateIndex), it reads the ids of the page from
-// worker:states (ZRANGE BYLEX) and only the page's hashes: a few round
+// worker:states{worker:index} (ZRANGE BYLEX) and only the page's hashes: a few round
 // trips, whatever the fleet's size. Otherwise it reads every id of the
 // index and, with a State, hashes in order until the page is full.
 //
@@ -136,7 +136,7 @@ func (r *Reader) Page(ctx context.Context, q Query) (Page, error) {
 	return p, nil
 }
 
-// lexRange is the ZRANGE BYLEX of worker:states for the ids of state st
+// lexRange is the ZRANGE BYLEX of worker:states{worker:index} for the ids of state st
 // that q selects, one more than a page so that the caller knows whether
 // another page follows.
 func lexRange(st string, q Query) redis.ZRangeArgs {

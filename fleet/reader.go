@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -338,9 +339,26 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 return -1`)
 
+// pruneIndexScript is pruneScript for a Redis Cluster, where the hash
+// lives in another slot than the index and the derived keys (which share
+// the index's slot by their hash tag): it removes an id only while its
+// index score is the one read when its hash was found missing, so a beat
+// that came since (and moved the score) wins. KEYS: the index, the
+// deadline set, the states set; ARGV: the id, the score read, then its
+// members of the states set. It answers -1 when the score moved.
+var pruneIndexScript = redis.NewScript(`
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) ~= tonumber(ARGV[2]) then return -1 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], unpack(ARGV, 3))
+return redis.call('ZREM', KEYS[1], ARGV[1])`)
+
 // prune removes the ids whose hash is gone from the index, in pipelined
 // batches, and returns those whose hash exists after all.
 func (r *Reader) prune(ctx context.Context, ids []string) (exists []string, err error) {
+	if wire.IsCluster(r.rdb) {
+		return r.pruneCluster(ctx, ids)
+	}
 	for start := 0; start < len(ids); start += r.o.BatchSize {
 		pipe := r.rdb.Pipeline()
 		batch := ids[start:min(start+r.o.BatchSize, len(ids))]
@@ -360,6 +378,64 @@ func (r *Reader) prune(ctx context.Context, ids []string) (exists []string, err 
 		for i, cmd := range cmds {
 			if n, _ := cmd.Int64(); n == -1 {
 				exists = append(exists, batch[i])
+			}
+		}
+	}
+	return exists, nil
+}
+
+// pruneCluster is prune on a Redis Cluster, two round trips a batch: the
+// index score and EXISTS of each id, then pruneIndexScript for those whose
+// hash is missing. A beat whose index write lands before its hash write
+// and between the two may be dropped from the index: its next beat puts
+// it back.
+func (r *Reader) pruneCluster(ctx context.Context, ids []string) (exists []string, err error) {
+	for start := 0; start < len(ids); start += r.o.BatchSize {
+		batch := ids[start:min(start+r.o.BatchSize, len(ids))]
+		scores := make([]*redis.FloatCmd, len(batch))
+		found := make([]*redis.IntCmd, len(batch))
+		_, _ = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range batch {
+				scores[i] = p.ZScore(ctx, heartbeat.IndexKey, id)
+				found[i] = p.Exists(ctx, heartbeat.KeyPrefix+id)
+			}
+			return nil
+		})
+		for _, f := range found {
+			if err := f.Err(); err != nil {
+				return exists, fmt.Errorf("fleet: prune %s: %w", heartbeat.IndexKey, err)
+			}
+		}
+		pipe := r.rdb.Pipeline()
+		var cmds []*redis.Cmd
+		var gone []string
+		for i, id := range batch {
+			if found[i].Val() != 0 {
+				exists = append(exists, id)
+				continue
+			}
+			score, serr := scores[i].Result()
+			if serr != nil {
+				score = -1 // not indexed: only the derived keys are cleaned
+			}
+			args := make([]any, 0, 2+len(States))
+			args = append(args, id, strconv.FormatFloat(score, 'g', -1, 64))
+			for _, st := range States {
+				args = append(args, heartbeat.StateMember(st, id))
+			}
+			// EVAL, not EVALSHA: a NOSCRIPT inside a pipeline cannot fall back.
+			cmds = append(cmds, pruneIndexScript.Eval(ctx, pipe, []string{heartbeat.IndexKey, heartbeat.DeadlineKey, heartbeat.StatesKey}, args...))
+			gone = append(gone, id)
+		}
+		if len(cmds) == 0 {
+			continue
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return exists, fmt.Errorf("fleet: prune %s: %w", heartbeat.IndexKey, err)
+		}
+		for i, cmd := range cmds {
+			if n, _ := cmd.Int64(); n == -1 {
+				exists = append(exists, gone[i])
 			}
 		}
 	}

@@ -44,8 +44,8 @@ var summaryKeys = []string{heartbeat.IndexKey, heartbeat.DeadlineKey, heartbeat.
 type counts struct {
 	now        time.Time
 	indexed    int64            // ZCARD worker:index
-	maintained int64            // ZCARD worker:deadline: workers that keep the derived keys
-	byState    map[string]int64 // members of worker:states by state, alive or not
+	maintained int64            // ZCARD worker:deadline{worker:index}: workers that keep the derived keys
+	byState    map[string]int64 // members of worker:states{worker:index} by state, alive or not
 	late       []lateWorker     // past their deadline: stale, or gone with their hash
 }
 
@@ -178,7 +178,7 @@ func (r *Reader) missing(ctx context.Context, late []lateWorker) ([]bool, error)
 }
 
 // readUnmaintained reads and judges the workers in the index that do not
-// keep the derived keys (ZDIFF worker:index worker:deadline, done by
+// keep the derived keys (ZDIFF worker:index worker:deadline{worker:index}, done by
 // Redis).
 func (r *Reader) readUnmaintained(ctx context.Context, now time.Time) (batch, error) {
 	ids, err := r.rdb.ZDiff(ctx, heartbeat.IndexKey, heartbeat.DeadlineKey).Result()

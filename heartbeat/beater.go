@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/internal/clock"
+	"github.com/botfleet/botfleet/internal/wire"
 )
 
 // ErrStopped is returned by Start and Stop on a Beater already stopped, and
@@ -394,7 +395,11 @@ func (b *Beater) deregister(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	key := KeyPrefix + s.WorkerID
-	_, err = b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	write := b.rdb.TxPipelined
+	if wire.IsCluster(b.rdb) {
+		write = b.rdb.Pipelined // the keys span slots: one command each
+	}
+	_, err = write(ctx, func(p redis.Pipeliner) error {
 		p.XAdd(ctx, xaddArgs(b.o.StreamMaxLen, s.appendArgs(make([]any, 0, 2*numFields))))
 		p.Del(ctx, key)
 		p.ZRem(ctx, IndexKey, s.WorkerID)

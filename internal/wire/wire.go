@@ -115,3 +115,12 @@ func IsReplyError(err error) bool {
 	var re redis.Error
 	return err != nil && errors.As(err, &re) && !errors.Is(err, redis.Nil)
 }
+
+// IsCluster reports whether c speaks to a Redis Cluster (go-redis's
+// ClusterClient). There a transaction or a script spans only the keys of
+// one hash slot, so the writers use their cluster key names (hash tags)
+// and split what would cross slots.
+func IsCluster(c any) bool {
+	_, ok := c.(*redis.ClusterClient)
+	return ok
+}
