@@ -41,8 +41,8 @@ func (q *Queue) Show(ctx context.Context, id string) (Detail, error) {
 		hist   *redis.StringSliceCmd
 	)
 	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		fields = p.HGetAll(ctx, jobKey(id))
-		hist = p.LRange(ctx, attemptsKey(id), 0, -1)
+		fields = p.HGetAll(ctx, q.keys.jobKey(id))
+		hist = p.LRange(ctx, q.keys.attemptsKey(id), 0, -1)
 		return nil
 	})
 	if err != nil {
@@ -253,7 +253,7 @@ func (q *Queue) hashes(ctx context.Context, cands []candidate) (map[int]Info, er
 	cmds := make([]*redis.MapStringStringCmd, len(cands))
 	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range cands {
-			cmds[i] = p.HGetAll(ctx, jobKey(c.id))
+			cmds[i] = p.HGetAll(ctx, q.keys.jobKey(c.id))
 		}
 		return nil
 	})
@@ -275,7 +275,7 @@ func (q *Queue) hashes(ctx context.Context, cands []candidate) (map[int]Info, er
 func (q *Queue) Retry(ctx context.Context, id string) error {
 	now := q.o.Clock.Now().UTC()
 	mark, _ := json.Marshal(Attempt{FinishedAt: now, Outcome: "retried"})
-	keys := []string{jobKey(id), q.keys.stream, q.keys.dead, q.keys.index(StatusFailed), q.keys.index(StatusQueued), attemptsKey(id)}
+	keys := []string{q.keys.jobKey(id), q.keys.stream, q.keys.dead, q.keys.index(StatusFailed), q.keys.index(StatusQueued), q.keys.attemptsKey(id)}
 	res, err := retryScript.Run(ctx, q.rdb, keys, formatUnix(now), now.UnixMilli(), q.o.ResultTTL.Milliseconds(), mark, maxAttemptHistory).Slice()
 	if err != nil {
 		return fmt.Errorf("jobs: retry %s: %w", id, err)
@@ -286,7 +286,7 @@ func (q *Queue) Retry(ctx context.Context, id string) error {
 // Delete deletes a dead job: its dead letter, hash and history.
 // ErrNotDead if it is not dead, ErrNotFound if its hash is gone.
 func (q *Queue) Delete(ctx context.Context, id string) error {
-	keys := []string{jobKey(id), q.keys.dead, q.keys.index(StatusFailed), attemptsKey(id)}
+	keys := []string{q.keys.jobKey(id), q.keys.dead, q.keys.index(StatusFailed), q.keys.attemptsKey(id)}
 	res, err := deleteScript.Run(ctx, q.rdb, keys, id).Slice()
 	if err != nil {
 		return fmt.Errorf("jobs: delete %s: %w", id, err)
@@ -362,7 +362,11 @@ func (q *Queue) eachDead(ctx context.Context, f DeadFilter, act func(context.Con
 // PauseCheckInterval; jobs running go on, and producers still enqueue.
 func (q *Queue) Pause(ctx context.Context) error {
 	now := formatUnix(q.o.Clock.Now())
-	_, err := q.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	write := q.rdb.TxPipelined
+	if q.keys.cluster {
+		write = q.rdb.Pipelined // the queue set is in another slot
+	}
+	_, err := write(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, q.keys.paused, now, 0)
 		p.SAdd(ctx, QueuesKey, q.name)
 		return nil

@@ -15,7 +15,7 @@ import (
 // TypesKey returns the key of the hash in which a queue's workers
 // advertise the job types they run: field the type, value the Unix
 // milliseconds until which the advertisement holds.
-func TypesKey(queue string) string { return keysFor(queueName(queue)).stream + ":types" }
+func TypesKey(queue string) string { return keysFor(queueName(queue), false).stream + ":types" }
 
 func queueName(q string) string {
 	if q == "" {

@@ -229,7 +229,7 @@ func (m *committer) queueOp(ctx context.Context, p redis.Pipeliner, o op) {
 	case opSucceeded:
 		m.writeHash(ctx, p, o, StatusSucceeded, fieldResult, o.result)
 		if o.attempts > 1 {
-			p.HDel(ctx, jobKey(o.d.job.ID), fieldError) // from an earlier attempt
+			p.HDel(ctx, m.keys.jobKey(o.d.job.ID), fieldError) // from an earlier attempt
 		}
 	case opRetry:
 		member, _ := json.Marshal(entryPairs(o.d, o.d.job.Attempt+1))
@@ -241,7 +241,7 @@ func (m *committer) queueOp(ctx context.Context, p redis.Pipeliner, o op) {
 			fieldFailedAt, formatUnix(o.at), fieldStreamID, o.d.streamID)
 		keys := []string{m.keys.dead}
 		if o.d.jobID() != "" {
-			keys = append(keys, jobKey(o.d.jobID()))
+			keys = append(keys, m.keys.jobKey(o.d.jobID()))
 		}
 		args := make([]any, 0, len(fields)+1)
 		args = append(args, m.o.DeadMaxLen)
@@ -312,7 +312,7 @@ func (m *committer) recordAttempt(ctx context.Context, p redis.Pipeliner, o op, 
 		a.Attempt = o.d.job.Attempt
 	}
 	data, _ := json.Marshal(a)
-	key := attemptsKey(id)
+	key := m.keys.attemptsKey(id)
 	p.RPush(ctx, key, data)
 	p.LTrim(ctx, key, -maxAttemptHistory, -1)
 	p.Expire(ctx, key, m.o.ResultTTL)
@@ -349,7 +349,7 @@ func (m *committer) writeHash(ctx context.Context, p redis.Pipeliner, o op, stat
 		args = append(args, fieldAttempts, o.attempts)
 	}
 	args = append(args, extra...)
-	key := jobKey(id)
+	key := m.keys.jobKey(id)
 	p.HSet(ctx, key, args...)
 	p.Expire(ctx, key, m.o.ResultTTL)
 }

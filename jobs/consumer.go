@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/internal/clock"
+	"github.com/botfleet/botfleet/internal/wire"
 )
 
 // Defaults of ConsumerOptions.
@@ -179,7 +180,7 @@ func NewConsumer(rdb redis.UniversalClient, queue, name string, mux *Mux, o Cons
 	o = o.withDefaults()
 	log := o.Logger.With("queue", queue, "consumer", name)
 	b := &base{
-		rdb: rdb, queue: queue, name: name, keys: keysFor(queue), o: o, clock: o.Clock, log: log,
+		rdb: rdb, queue: queue, name: name, keys: keysFor(queue, wire.IsCluster(rdb)), o: o, clock: o.Clock, log: log,
 		redis: &outage{log: log, clock: o.Clock},
 	}
 	held := newLedger(o.Concurrency)

@@ -206,7 +206,7 @@ func (r *reader) claim(ctx context.Context, n int) ([]*delivery, error) {
 				Stream: r.keys.stream, Group: Group, Start: m.ID, End: m.ID, Count: 1,
 			})
 			if id, ok := m.Values[fieldID].(string); ok && id != "" && len(id) <= maxIDLen {
-				started[i] = p.HGet(ctx, jobKey(id), fieldAttempts)
+				started[i] = p.HGet(ctx, r.keys.jobKey(id), fieldAttempts)
 			}
 		}
 		return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/internal/redistest"
+	"github.com/botfleet/botfleet/internal/wire"
 	"github.com/botfleet/botfleet/logging/logtest"
 )
 
@@ -127,7 +128,7 @@ func enqueue(t *testing.T, q *Queue, typ string, payload any) Info {
 // deadEntries returns the dead-letter stream's entries as string maps.
 func deadEntries(t *testing.T, rdb redis.UniversalClient, queue string) []map[string]string {
 	t.Helper()
-	msgs, err := rdb.XRange(context.Background(), keysFor(queue).dead, "-", "+").Result()
+	msgs, err := rdb.XRange(context.Background(), keysFor(queue, wire.IsCluster(rdb)).dead, "-", "+").Result()
 	if err != nil {
 		t.Fatalf("XRANGE dead: %v", err)
 	}

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/internal/clock"
+	"github.com/botfleet/botfleet/internal/wire"
 )
 
 // Defaults of QueueOptions and ConsumerOptions.
@@ -41,17 +43,26 @@ var ErrNotFound = errors.New("jobs: job not found")
 // producer tries again later (the bot answers 429).
 var ErrBacklogFull = errors.New("jobs: backlog full")
 
-// keys are a queue's Redis keys.
+// keys are a queue's Redis keys. On one server (or a primary) they are
+// the wire format's names; on a Redis Cluster every key of the queue,
+// its job hashes and their histories included, carries the hash tag
+// {<queue>}, so that the scripts and transactions that span them run in
+// one slot (docs/wire-format.md, "Redis Cluster").
 type keys struct {
-	stream string // jobs:<queue>
-	dead   string // jobs:<queue>:dead
-	retry  string // jobs:<queue>:retry
-	paused string // jobs:<queue>:paused
+	stream  string // jobs:<queue>, or jobs:{<queue>}
+	dead    string // jobs:<queue>:dead
+	retry   string // jobs:<queue>:retry
+	paused  string // jobs:<queue>:paused
+	job     string // the prefix of job hashes: job:, or job:{<queue>}:
+	cluster bool
 }
 
-func keysFor(queue string) keys {
-	s := "jobs:" + queue
-	return keys{stream: s, dead: s + ":dead", retry: s + ":retry", paused: s + ":paused"}
+func keysFor(queue string, cluster bool) keys {
+	s, j := "jobs:"+queue, "job:"
+	if cluster {
+		s, j = "jobs:{"+queue+"}", "job:{"+queue+"}:"
+	}
+	return keys{stream: s, dead: s + ":dead", retry: s + ":retry", paused: s + ":paused", job: j, cluster: cluster}
 }
 
 // index is the key of the queue's index of the jobs in status: a sorted
@@ -65,11 +76,11 @@ const QueuesKey = "jobs:queues"
 func (k keys) idempotencyKey(key string) string { return k.stream + ":idempotency:" + key }
 
 // jobKey is the key of a job's hash.
-func jobKey(id string) string { return "job:" + id }
+func (k keys) jobKey(id string) string { return k.job + id }
 
 // attemptsKey is the key of a job's attempt history: a capped list of
 // JSON objects, oldest first.
-func attemptsKey(id string) string { return "job:" + id + ":attempts" }
+func (k keys) attemptsKey(id string) string { return k.job + id + ":attempts" }
 
 // QueueOptions configure a Queue. The zero value of every field is its
 // default; so is a negative one.
@@ -122,6 +133,8 @@ type Queue struct {
 	name string
 	keys keys
 	o    QueueOptions
+	// registered is when register last added the name (Unix ns).
+	registered atomic.Int64
 }
 
 // NewQueue returns the queue name ("" means DefaultQueue) in rdb.
@@ -129,7 +142,7 @@ func NewQueue(rdb redis.UniversalClient, name string, o QueueOptions) *Queue {
 	if name == "" {
 		name = DefaultQueue
 	}
-	return &Queue{rdb: rdb, name: name, keys: keysFor(name), o: o.withDefaults()}
+	return &Queue{rdb: rdb, name: name, keys: keysFor(name, wire.IsCluster(rdb)), o: o.withDefaults()}
 }
 
 // Name returns the queue's name.
@@ -192,6 +205,9 @@ func (q *Queue) EnqueueWith(ctx context.Context, typ string, payload any, o Enqu
 		ID: cmp.Or(o.ID, NewID(typ)), Type: typ, Queue: q.name, Status: StatusQueued,
 		MaxAttempts: q.o.MaxAttempts, CreatedAt: now, UpdatedAt: now,
 	}
+	if err := q.register(ctx); err != nil {
+		return Info{}, false, fmt.Errorf("jobs: enqueue %s %s: not queued: add %s to %s: %w", typ, info.ID, q.name, QueuesKey, err)
+	}
 	keys, args := q.enqueueArgs(info, data, o.IdempotencyKey)
 	res, err := q.o.Replicas.run(ctx, q.rdb, enqueueScript, keys, args...).Slice()
 	if err != nil {
@@ -242,20 +258,48 @@ func check(payload any, o EnqueueOptions) ([]byte, error) {
 // enqueueArgs returns the keys and arguments of enqueueScript for the job
 // info describes, with idempotency key idem ("" for none).
 func (q *Queue) enqueueArgs(info Info, payload []byte, idem string) ([]string, []any) {
-	keys := []string{q.keys.stream, q.keys.retry, jobKey(info.ID), q.keys.index(StatusQueued), QueuesKey}
+	keys := []string{q.keys.stream, q.keys.retry, q.keys.jobKey(info.ID), q.keys.index(StatusQueued)}
+	optional := ""
 	if idem != "" {
 		keys = append(keys, q.keys.idempotencyKey(idem))
+		optional += "i"
+	}
+	if !q.keys.cluster {
+		keys = append(keys, QueuesKey)
+		optional += "s"
 	}
 	return keys, []any{
 		q.o.MaxBacklog, q.o.ResultTTL.Milliseconds(),
 		info.ID, info.Type, info.Queue, info.MaxAttempts, formatUnix(info.CreatedAt), payload,
-		info.CreatedAt.UnixMilli(), q.o.IndexMaxLen,
+		info.CreatedAt.UnixMilli(), q.o.IndexMaxLen, optional,
 	}
+}
+
+// registerEvery is how often a Queue on a Redis Cluster adds its name to
+// QueuesKey again, in case Redis lost it.
+const registerEvery = time.Minute
+
+// register adds the queue's name to QueuesKey on a Redis Cluster, where
+// enqueueScript cannot (the set is in another slot): before the first
+// enqueue, then at most every registerEvery. Elsewhere the script does.
+func (q *Queue) register(ctx context.Context) error {
+	if !q.keys.cluster {
+		return nil
+	}
+	now := q.o.Clock.Now().UnixNano()
+	if last := q.registered.Load(); last != 0 && time.Duration(now-last) < registerEvery {
+		return nil
+	}
+	if err := q.rdb.SAdd(ctx, QueuesKey, q.name).Err(); err != nil {
+		return err
+	}
+	q.registered.Store(now)
+	return nil
 }
 
 // Get returns what the job's hash says; ErrNotFound if there is none.
 func (q *Queue) Get(ctx context.Context, id string) (Info, error) {
-	fields, err := q.rdb.HGetAll(ctx, jobKey(id)).Result()
+	fields, err := q.rdb.HGetAll(ctx, q.keys.jobKey(id)).Result()
 	if err != nil {
 		return Info{}, fmt.Errorf("jobs: get %s: %w", id, err)
 	}

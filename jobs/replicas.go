@@ -45,6 +45,17 @@ func (r Replicas) run(ctx context.Context, rdb redis.UniversalClient, s *redis.S
 	if r.Wait <= 0 {
 		return s.Run(ctx, rdb, keys, args...)
 	}
+	if c, ok := rdb.(*redis.ClusterClient); ok {
+		// WAIT counts the replicas of the connection's node: send both
+		// to the master of the keys' slot.
+		node, err := c.MasterForKey(ctx, keys[0])
+		if err != nil {
+			cmd := redis.NewCmd(ctx)
+			cmd.SetErr(err)
+			return cmd
+		}
+		rdb = node
+	}
 	cmd := r.pipelined(ctx, rdb, func(p redis.Pipeliner) *redis.Cmd { return s.EvalSha(ctx, p, keys, args...) })
 	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
 		cmd = r.pipelined(ctx, rdb, func(p redis.Pipeliner) *redis.Cmd { return s.Eval(ctx, p, keys, args...) })

@@ -49,7 +49,7 @@ func TestEnqueueWaitsForReplicas(t *testing.T) {
 				return
 			}
 			if replica != nil {
-				if got := replica.Client(t).HGet(ctx, jobKey(info.ID), fieldStatus).Val(); got != StatusQueued {
+				if got := replica.Client(t).HGet(ctx, "job:"+info.ID, fieldStatus).Val(); got != StatusQueued {
 					t.Errorf("the replica has status %q for %s when Enqueue returns; want %q", got, info.ID, StatusQueued)
 				}
 			}

@@ -15,18 +15,26 @@ const (
 // never both queue. The backlog is what the stream holds (waiting and
 // running jobs; finished ones are deleted) plus the retry set.
 //
-//	KEYS: stream, retry set, job hash, queued index, queue set, idempotency key (optional)
-//	ARGV: max backlog, TTL ms, id, type, queue, max_attempts, now (Unix s), payload, now (Unix ms), index cap
+//	KEYS: stream, retry set, job hash, queued index, then the optional ones ARGV[11] names
+//	ARGV: max backlog, TTL ms, id, type, queue, max_attempts, now (Unix s), payload, now (Unix ms), index cap,
+//	      optional keys: "" none, "i" idempotency key, "s" queue set, "is" both in that order
 //	returns {0} queued, {1, id} exists, {2, backlog} full
+//
+// On a Redis Cluster the queue set, which is in no queue's slot, is not
+// passed: the Queue adds the name to it on its own.
 var enqueueScript = redis.NewScript(`
-if KEYS[6] then
-  local id = redis.call('GET', KEYS[6])
+local idem, queues = nil, nil
+local k = 5
+if string.find(ARGV[11], 'i', 1, true) then idem = KEYS[k]; k = k + 1 end
+if string.find(ARGV[11], 's', 1, true) then queues = KEYS[k] end
+if idem then
+  local id = redis.call('GET', idem)
   if id then return {1, id} end
 end
 local backlog = redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
 if backlog >= tonumber(ARGV[1]) then return {2, backlog} end
 if redis.call('EXISTS', KEYS[3]) == 1 then
-  if KEYS[6] then redis.call('SET', KEYS[6], ARGV[3], 'PX', ARGV[2], 'NX') end
+  if idem then redis.call('SET', idem, ARGV[3], 'PX', ARGV[2], 'NX') end
   return {1, ARGV[3]}
 end
 redis.call('HSET', KEYS[3], 'id', ARGV[3], 'type', ARGV[4], 'queue', ARGV[5], 'status', 'queued',
@@ -38,8 +46,8 @@ redis.call('ZADD', KEYS[4], ARGV[9], ARGV[3])
 if redis.call('ZCARD', KEYS[4]) > tonumber(ARGV[10]) then
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[10]) - 1)
 end
-redis.call('SADD', KEYS[5], ARGV[5])
-if KEYS[6] then redis.call('SET', KEYS[6], ARGV[3], 'PX', ARGV[2], 'NX') end
+if queues then redis.call('SADD', queues, ARGV[5]) end
+if idem then redis.call('SET', idem, ARGV[3], 'PX', ARGV[2], 'NX') end
 return {0}
 `)
 
