@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botfleet/botfleet/internal/clock"
+	"github.com/botfleet/botfleet/internal/wire"
 	"github.com/botfleet/botfleet/jobs"
 	"github.com/botfleet/botfleet/logging"
 )
@@ -69,7 +70,23 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 `)
 
-func (c *Chat) pendingKey() string { return pendingKeyPrefix + c.d.Name }
+// pendingKey is the sorted set of the job ids whose replies the frontend
+// owes. On a Redis Cluster it and the replies' hashes carry the hash tag
+// {<frontend>}, so the transactions that write both run in one slot.
+func (c *Chat) pendingKey() string {
+	if wire.IsCluster(c.d.Redis) {
+		return pendingKeyPrefix + "{" + c.d.Name + "}"
+	}
+	return pendingKeyPrefix + c.d.Name
+}
+
+// replyKey is the hash saying where job id's reply goes.
+func (c *Chat) replyKey(id string) string {
+	if wire.IsCluster(c.d.Redis) {
+		return replyKeyPrefix + "{" + c.d.Name + "}:" + id
+	}
+	return replyKeyPrefix + id
+}
 
 // lease is how long a claimed id is the claimant's: its deliver deadline
 // (2 x SendTimeout) plus time to settle it.
@@ -79,7 +96,7 @@ func (c *Chat) lease() time.Duration { return 3 * c.o.SendTimeout }
 func (c *Chat) expect(ctx context.Context, id, route, user string) error {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	key := replyKeyPrefix + id
+	key := c.replyKey(id)
 	_, err := c.d.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, key, "frontend", c.d.Name, "route", route, "user", user, "attempts", 0)
 		p.PExpire(ctx, key, c.p.ReplyWindow)
@@ -165,7 +182,7 @@ func (l *replyLoop) deliver(ctx context.Context, id string) {
 		c.later(ctx, id, c.o.PollInterval)
 		return
 	}
-	route, err := c.d.Redis.HGetAll(ctx, replyKeyPrefix+id).Result()
+	route, err := c.d.Redis.HGetAll(ctx, c.replyKey(id)).Result()
 	if err != nil {
 		c.d.Logger.WarnContext(jctx, "reply route not read; retrying", "error", err)
 		c.later(ctx, id, c.o.PollInterval)
@@ -205,7 +222,7 @@ func (c *Chat) later(ctx context.Context, id string, d time.Duration) {
 // backoff that doubles from PollInterval.
 func (c *Chat) retry(ctx context.Context, id string, attempt int) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisTimeout)
-	_ = c.d.Redis.HIncrBy(rctx, replyKeyPrefix+id, "attempts", 1).Err()
+	_ = c.d.Redis.HIncrBy(rctx, c.replyKey(id), "attempts", 1).Err()
 	cancel()
 	c.later(ctx, id, min(c.o.PollInterval<<attempt, maxReplyBackoff))
 }
@@ -218,7 +235,7 @@ func (c *Chat) settle(ctx context.Context, id string) {
 	defer cancel()
 	_, err := c.d.Redis.TxPipelined(sctx, func(p redis.Pipeliner) error {
 		p.ZRem(sctx, c.pendingKey(), id)
-		p.Del(sctx, replyKeyPrefix+id)
+		p.Del(sctx, c.replyKey(id))
 		return nil
 	})
 	if err != nil {
