@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/botfleet/botfleet/internal/clock"
 )
 
@@ -191,9 +189,11 @@ func retryableReply(err error) bool {
 	return false
 }
 
-// flush writes ops in one MULTI/EXEC: hashes, retries and dead letters
-// first, then one XACK and XDEL for every finished entry (a processed entry
-// leaves the stream, so the stream's length is the backlog).
+// flush writes ops in one outcomeScript: hashes, index moves, histories,
+// retries and dead letters, then one XACK and XDEL for every finished
+// entry (a processed entry leaves the stream, so the stream's length is
+// the backlog). One command for the batch, so a short job costs Redis and
+// the worker a fraction of a command.
 func (m *committer) flush(ctx context.Context, ops []op) error {
 	finished := make(map[string]bool, len(ops))
 	for _, o := range ops {
@@ -201,96 +201,96 @@ func (m *committer) flush(ctx context.Context, ops []op) error {
 			finished[o.d.streamID] = true
 		}
 	}
-	var acks []string
-	p := m.rdb.TxPipeline()
+	keys := make([]string, 0, 8+2*len(ops))
+	keys = append(keys, m.keys.stream, m.keys.retry, m.keys.dead)
+	for _, st := range indexStatuses {
+		keys = append(keys, m.keys.index(st))
+	}
+	args := make([]any, 7, 7+24*len(ops))
+	n := 0
 	for _, o := range ops {
 		if o.kind == opRunning && finished[o.d.streamID] {
 			continue // its outcome, in this batch, says more
 		}
-		m.queueOp(ctx, p, o)
-		if o.kind != opRunning {
-			acks = append(acks, o.d.streamID)
+		n++
+		if id := o.d.jobID(); id != "" {
+			keys = append(keys, m.keys.jobKey(id), m.keys.attemptsKey(id))
+		} else {
+			keys = append(keys, m.keys.stream, m.keys.stream) // unused
 		}
+		args = m.appendOp(args, o)
 	}
-	m.trimIndexes(ctx, p, ops)
-	if len(acks) > 0 {
-		p.XAck(ctx, m.keys.stream, Group, acks...)
-		p.XDel(ctx, m.keys.stream, acks...)
+	cutoff := m.clock.Now().Add(-m.o.ResultTTL).UnixMilli()
+	args[0], args[1], args[2], args[3], args[4], args[5], args[6] =
+		Group, m.o.ResultTTL.Milliseconds(), m.o.DeadMaxLen, cutoff, m.o.IndexMaxLen, n, maxAttemptHistory
+	refused, err := outcomeScript.Run(ctx, m.rdb, keys, args...).StringSlice()
+	if err != nil {
+		return err
 	}
-	_, err := p.Exec(ctx)
-	return err
+	if len(refused) > 0 {
+		return refusedWrites(refused)
+	}
+	return nil
 }
 
-// queueOp adds the commands of one op to p.
-func (m *committer) queueOp(ctx context.Context, p redis.Pipeliner, o op) {
+// indexStatuses are the statuses with an index, in outcomeScript's order
+// of their keys: the three a job leaves on its own first.
+var indexStatuses = []string{StatusQueued, StatusRunning, StatusRetrying, StatusSucceeded, StatusFailed}
+
+// refusedWrites are the error replies outcomeScript met: the batch's other
+// writes, and its acknowledgements, were made.
+type refusedWrites []string
+
+func (r refusedWrites) Error() string {
+	return fmt.Sprintf("%d writes refused, the first: %s", len(r), r[0])
+}
+
+// RedisError marks refusedWrites as Redis's answer (redis.Error), not an
+// outage.
+func (refusedWrites) RedisError() {}
+
+// appendOp appends o's record of outcomeScript's ARGV to args.
+func (m *committer) appendOp(args []any, o op) []any {
+	id := o.d.jobID()
+	kind, status := "r", StatusRunning
+	var hist, rscore, rmember, hdel any = "", "", "", "0"
 	switch o.kind {
-	case opRunning:
-		m.writeHash(ctx, p, o, StatusRunning)
 	case opSucceeded:
-		m.writeHash(ctx, p, o, StatusSucceeded, fieldResult, o.result)
+		kind, status = "s", StatusSucceeded
 		if o.attempts > 1 {
-			p.HDel(ctx, m.keys.jobKey(o.d.job.ID), fieldError) // from an earlier attempt
+			hdel = "1" // the error of an earlier attempt
 		}
 	case opRetry:
+		kind, status = "t", StatusRetrying
 		member, _ := json.Marshal(entryPairs(o.d, o.d.job.Attempt+1))
-		p.ZAdd(ctx, m.keys.retry, redis.Z{Score: float64(o.due.UnixMilli()), Member: member})
-		m.writeHash(ctx, p, o, StatusRetrying, fieldError, o.err)
+		rscore, rmember = o.due.UnixMilli(), member
 	case opDead:
+		kind, status = "d", StatusFailed
+	}
+	to := 0
+	if id != "" {
+		to = slices.Index(indexStatuses, status) + 1
+		if o.kind != opRunning {
+			hist = m.attempt(o)
+		}
+	}
+	args = append(args, kind, o.d.streamID, id, o.at.UnixMilli(), to, hist, hdel, rscore, rmember)
+	if o.kind == opDead {
 		fields := entryPairs(o.d, 0)
 		fields = append(fields, fieldError, o.err, fieldWorker, m.name,
 			fieldFailedAt, formatUnix(o.at), fieldStreamID, o.d.streamID)
-		keys := []string{m.keys.dead}
-		if o.d.jobID() != "" {
-			keys = append(keys, m.keys.jobKey(o.d.jobID()))
-		}
-		args := make([]any, 0, len(fields)+1)
-		args = append(args, m.o.DeadMaxLen)
+		args = append(args, len(fields))
 		for _, f := range fields {
 			args = append(args, f)
 		}
-		// EVAL, not EVALSHA: inside MULTI a NOSCRIPT could not be retried.
-		deadScript.Eval(ctx, p, keys, args...)
-		if o.d.jobID() != "" {
-			m.writeHash(ctx, p, o, StatusFailed, fieldError, o.err)
-		}
+	} else {
+		args = append(args, 0)
 	}
-	if id := o.d.jobID(); id != "" {
-		m.index(ctx, p, o, id)
-		if o.kind != opRunning {
-			m.recordAttempt(ctx, p, o, id)
-		}
+	if id == "" {
+		return append(args, 0)
 	}
+	return m.appendHash(args, o, status)
 }
-
-// statusOf is the status an op gives its job.
-func statusOf(k opKind) string {
-	switch k {
-	case opRunning:
-		return StatusRunning
-	case opSucceeded:
-		return StatusSucceeded
-	case opRetry:
-		return StatusRetrying
-	}
-	return StatusFailed
-}
-
-// index moves the job from the index of the status it may have had to
-// that of its new one.
-func (m *committer) index(ctx context.Context, p redis.Pipeliner, o op, id string) {
-	status := statusOf(o.kind)
-	p.ZAdd(ctx, m.keys.index(status), redis.Z{Score: float64(o.at.UnixMilli()), Member: id})
-	for _, s := range activeStatuses {
-		if s != status {
-			p.ZRem(ctx, m.keys.index(s), id)
-		}
-	}
-}
-
-// activeStatuses are those a job leaves on its own; a finished job's
-// index entry is only removed when it runs again (an operator's retry
-// moves it) or ages out.
-var activeStatuses = []string{StatusQueued, StatusRunning, StatusRetrying}
 
 // Attempt is one finished run of a job, from its attempt history.
 type Attempt struct {
@@ -305,42 +305,23 @@ type Attempt struct {
 // maxAttemptHistory bounds a job's attempt history.
 const maxAttemptHistory = 50
 
-// recordAttempt appends the attempt an outcome ends to the job's history.
-func (m *committer) recordAttempt(ctx context.Context, p redis.Pipeliner, o op, id string) {
+// attempt is the history entry of the attempt an outcome ends, JSON.
+func (m *committer) attempt(o op) []byte {
 	a := Attempt{Worker: m.name, StartedAt: o.d.startedAt, FinishedAt: o.at.UTC(), Outcome: statusOf(o.kind), Error: o.err}
 	if o.d.job != nil {
 		a.Attempt = o.d.job.Attempt
 	}
 	data, _ := json.Marshal(a)
-	key := m.keys.attemptsKey(id)
-	p.RPush(ctx, key, data)
-	p.LTrim(ctx, key, -maxAttemptHistory, -1)
-	p.Expire(ctx, key, m.o.ResultTTL)
+	return data
 }
 
-// trimIndexes drops the index entries older than ResultTTL (their hashes
-// are gone) and beyond IndexMaxLen.
-func (m *committer) trimIndexes(ctx context.Context, p redis.Pipeliner, ops []op) {
-	touched := make(map[string]bool, 4)
-	for _, o := range ops {
-		touched[statusOf(o.kind)] = true
-	}
-	cutoff := m.clock.Now().Add(-m.o.ResultTTL).UnixMilli()
-	for s := range touched {
-		key := m.keys.index(s)
-		p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(cutoff, 10))
-		p.ZRemRangeByRank(ctx, key, 0, -m.o.IndexMaxLen-1)
-	}
-}
-
-// writeHash sets the job hash's status and the fields that say who ran it,
-// plus extra field/value pairs, and renews its TTL. It writes id, type and
-// queue too, so a job enqueued by a producer that wrote no hash still has
-// one that answers Get.
-func (m *committer) writeHash(ctx context.Context, p redis.Pipeliner, o op, status string, extra ...any) {
-	id := o.d.jobID()
-	args := make([]any, 0, 18+len(extra))
-	args = append(args, fieldID, id, fieldQueue, m.queue, fieldStatus, status,
+// appendHash appends the count and field/value pairs of the job hash's
+// write: its status and the fields that say who ran it, plus the
+// result or error. It writes id, type and queue too, so a job enqueued by
+// a producer that wrote no hash still has one that answers Get.
+func (m *committer) appendHash(args []any, o op, status string) []any {
+	at := len(args)
+	args = append(args, 0, fieldID, o.d.jobID(), fieldQueue, m.queue, fieldStatus, status,
 		fieldWorker, m.name, fieldUpdatedAt, formatUnix(o.at))
 	if j := o.d.job; j != nil {
 		args = append(args, fieldType, j.Type, fieldMaxAttempts, j.MaxAttempts)
@@ -348,10 +329,27 @@ func (m *committer) writeHash(ctx context.Context, p redis.Pipeliner, o op, stat
 	if o.attempts >= 0 {
 		args = append(args, fieldAttempts, o.attempts)
 	}
-	args = append(args, extra...)
-	key := m.keys.jobKey(id)
-	p.HSet(ctx, key, args...)
-	p.Expire(ctx, key, m.o.ResultTTL)
+	switch o.kind {
+	case opSucceeded:
+		args = append(args, fieldResult, o.result)
+	case opRetry, opDead:
+		args = append(args, fieldError, o.err)
+	}
+	args[at] = len(args) - at - 1
+	return args
+}
+
+// statusOf is the status an op gives its job.
+func statusOf(k opKind) string {
+	switch k {
+	case opRunning:
+		return StatusRunning
+	case opSucceeded:
+		return StatusSucceeded
+	case opRetry:
+		return StatusRetrying
+	}
+	return StatusFailed
 }
 
 // reportDead calls OnDead for the jobs of ops whose dead letter is written.

@@ -103,15 +103,79 @@ end
 return lost
 `)
 
-// deadScript writes a dead letter and records its stream id in the job's
-// hash (field dead_id), so the letter can be retried or deleted by job id
-// without scanning the dead-letter stream. It runs inside the committer's
-// MULTI/EXEC.
+// outcomeScript writes a batch of the committer's ops in one atomic step:
+// for each op its job hash (and TTL), its move between the indexes, its
+// attempt history, its retry or dead letter; then the indexes' trim, and
+// one XACK and XDEL of the finished entries. A write Redis refuses for one
+// op (a key of the wrong type, clobbered by hand) is reported and the
+// others go on, as commands in a MULTI/EXEC do: the reply lists the
+// errors.
 //
-//	KEYS: dead-letter stream, job hash (optional)
-//	ARGV: MAXLEN, field, value, ...
-var deadScript = redis.NewScript(`
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 2))
-if KEYS[2] then redis.call('HSET', KEYS[2], 'dead_id', id) end
-return id
+//	KEYS: stream, retry set, dead-letter stream, the indexes of queued,
+//	      running, retrying, succeeded and failed, then each op's job hash
+//	      and attempt history (for an op without a job id, the stream twice,
+//	      unused)
+//	ARGV: group, result TTL ms, dead MAXLEN, index cutoff ms, index cap,
+//	      op count, history cap, then per op:
+//	      kind (r s t d), stream id, job id or "", index score ms,
+//	      index to move to (1-5) or 0, history entry or "", HDEL error (1 or 0),
+//	      retry score, retry member (both "" unless t),
+//	      dead field count n, n dead letter fields,
+//	      hash field count m, m hash fields
+//	returns the error texts of refused writes
+var outcomeScript = redis.NewScript(`
+local errs = {}
+local function try(...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then errs[#errs + 1] = r.err end
+  return r
+end
+local ttl, deadmax, histcap = ARGV[2], ARGV[3], tonumber(ARGV[7])
+local acks, touched = {}, {}
+local a = 8
+for i = 1, tonumber(ARGV[6]) do
+  local kind, sid, id, score, to, hist, hdel = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], tonumber(ARGV[a+4]), ARGV[a+5], ARGV[a+6]
+  local rscore, rmember = ARGV[a+7], ARGV[a+8]
+  local nd = tonumber(ARGV[a+9])
+  local dstart = a + 10
+  local nh = tonumber(ARGV[dstart + nd])
+  local hstart = dstart + nd + 1
+  a = hstart + nh
+  local hash, history = KEYS[7 + 2*i], KEYS[8 + 2*i]
+  if kind ~= 'r' then acks[#acks + 1] = sid end
+  if kind == 't' then try('ZADD', KEYS[2], rscore, rmember) end
+  local deadID = nil
+  if kind == 'd' then
+    deadID = try('XADD', KEYS[3], 'MAXLEN', '~', deadmax, '*', unpack(ARGV, dstart, dstart + nd - 1))
+  end
+  if id ~= '' then
+    if nh > 0 then
+      try('HSET', hash, unpack(ARGV, hstart, hstart + nh - 1))
+      if type(deadID) == 'string' then try('HSET', hash, 'dead_id', deadID) end
+      if hdel == '1' then try('HDEL', hash, 'error') end
+      try('PEXPIRE', hash, ttl)
+    end
+    if to > 0 then
+      try('ZADD', KEYS[3 + to], score, id)
+      for s = 1, 3 do
+        if s ~= to then try('ZREM', KEYS[3 + s], id) end
+      end
+      touched[to] = true
+    end
+    if hist ~= '' then
+      try('RPUSH', history, hist)
+      try('LTRIM', history, -histcap, -1)
+      try('PEXPIRE', history, ttl)
+    end
+  end
+end
+for s in pairs(touched) do
+  try('ZREMRANGEBYSCORE', KEYS[3 + s], '-inf', '(' .. ARGV[4])
+  try('ZREMRANGEBYRANK', KEYS[3 + s], 0, -tonumber(ARGV[5]) - 1)
+end
+if #acks > 0 then
+  try('XACK', KEYS[1], ARGV[1], unpack(acks))
+  try('XDEL', KEYS[1], unpack(acks))
+end
+return errs
 `)
