@@ -67,14 +67,15 @@ func (p *processor) work() {
 		if d == nil {
 			return
 		}
-		p.process(d)
-		p.held.ran()
+		took := p.process(d)
+		p.held.ran(took)
 	}
 }
 
 // process runs one job and queues its bookkeeping: running now, then its
-// outcome. The committer writes both, in order, in its next batch.
-func (p *processor) process(d *delivery) {
+// outcome. The committer writes both, in order, in its next batch. It
+// returns how long the handler ran.
+func (p *processor) process(d *delivery) time.Duration {
 	job := d.job
 	ctx := logging.With(p.jobCtx, logging.KeyJobID, job.ID)
 	p.onStart(ctx, job)
@@ -90,6 +91,7 @@ func (p *processor) process(d *delivery) {
 	took := p.clock.Now().Sub(start)
 	p.record(ctx, d, data, err, took)
 	p.onFinish(ctx, job, took, err)
+	return took
 }
 
 // onStart and onFinish call the hooks; a hook's panic is logged, and the
