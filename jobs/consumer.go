@@ -165,7 +165,8 @@ type Consumer struct {
 
 // NewConsumer returns a consumer named name (the worker's id; "" means
 // "<hostname>-<pid>") of queue ("" means DefaultQueue), running jobs with
-// mux's handlers. It panics if mux is nil.
+// mux's handlers. It panics if mux is nil. On a Redis Cluster it uses the
+// queue's tagged keys, as NewQueue does.
 func NewConsumer(rdb redis.UniversalClient, queue, name string, mux *Mux, o ConsumerOptions) *Consumer {
 	if mux == nil {
 		panic("jobs: NewConsumer: nil Mux")

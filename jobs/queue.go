@@ -137,7 +137,10 @@ type Queue struct {
 	registered atomic.Int64
 }
 
-// NewQueue returns the queue name ("" means DefaultQueue) in rdb.
+// NewQueue returns the queue name ("" means DefaultQueue) in rdb. On a
+// Redis Cluster (rdb a *redis.ClusterClient) the queue's keys, its job
+// hashes included, carry the hash tag {name}, so they share one slot
+// (docs/wire-format.md, "Redis Cluster").
 func NewQueue(rdb redis.UniversalClient, name string, o QueueOptions) *Queue {
 	if name == "" {
 		name = DefaultQueue
