@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,19 +25,23 @@ const (
 	// once a second until the nodes have met.
 	clusterCreateTimeout = 30 * time.Second
 	// clusterReadyTimeout bounds the wait, after the create, for every node
-	// to report the cluster ok with all its slots assigned.
+	// to report the cluster ok with all its slots assigned and, with
+	// replicas, every master's replicas in sync.
 	clusterReadyTimeout = 20 * time.Second
 	// clusterSlots is how many hash slots a Redis Cluster has.
 	clusterSlots = 16384
 )
 
 // Cluster is a Redis Cluster of real redis-server processes on 127.0.0.1:
-// masters only, no replicas, the hash slots spread evenly over them. Each
+// masters with the hash slots spread evenly over them and, when started
+// by StartClusterWithReplicas, the same number of replicas for each. Each
 // node has a temporary directory of its own and persistence off; all are
 // stopped, and the directories removed, when the test ends. Its methods are
 // safe for concurrent use.
 type Cluster struct {
-	nodes []*clusterNode
+	nodes    []*clusterNode
+	masters  int // how many nodes are masters
+	replicas int // how many replicas each master has
 }
 
 // clusterNode is one redis-server of a Cluster.
@@ -52,12 +58,33 @@ type clusterNode struct {
 // 16384 slots assigned. It fails the test if redis-server or redis-cli is
 // missing (`make test` installs them), or if the cluster does not form.
 // Each node's bus port is chosen too (--cluster-port, Redis 7.0 or later),
-// as port+10000 is not always free or even a port.
+// as port+10000 is not always free or even a port. It is
+// StartClusterWithReplicas with no replicas.
 func StartCluster(t testing.TB, masters int) *Cluster {
 	t.Helper()
+	return StartClusterWithReplicas(t, masters, 0)
+}
+
+// StartClusterWithReplicas starts a cluster as StartCluster does, of
+// masters*(1+replicasPerMaster) nodes: redis-cli --cluster create
+// --cluster-replicas replicasPerMaster makes masters of them masters, with
+// the slots, and the others their replicas, replicasPerMaster each. It
+// returns once, besides, every node knows every master's replicas (CLUSTER
+// NODES), every master has its replicas connected and in sync (INFO
+// replication: connected_slaves, each state=online) and every replica's
+// link to its master is up; so a WAIT on a master counts them all at once.
+// Which node is a replica of which master is redis-cli's choice: ask
+// ReplicasOf. All run on one host, so redis-cli warns that replicas share
+// their master's host.
+func StartClusterWithReplicas(t testing.TB, masters, replicasPerMaster int) *Cluster {
+	t.Helper()
 	if masters < 3 {
-		t.Fatalf("redistest: StartCluster(%d): a Redis Cluster needs at least 3 masters", masters)
+		t.Fatalf("redistest: StartClusterWithReplicas(%d, %d): a Redis Cluster needs at least 3 masters", masters, replicasPerMaster)
 	}
+	if replicasPerMaster < 0 {
+		t.Fatalf("redistest: StartClusterWithReplicas(%d, %d): a negative number of replicas", masters, replicasPerMaster)
+	}
+	began := time.Now()
 	server, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redistest: redis-server not found: run `make test` (installs it) or apt-get install redis-server (%v)", err)
@@ -66,8 +93,8 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 	if err != nil {
 		t.Fatalf("redistest: redis-cli not found: run `make test` (installs it) or apt-get install redis-tools (%v)", err)
 	}
-	c := &Cluster{}
-	for range masters {
+	c := &Cluster{masters: masters, replicas: replicasPerMaster}
+	for range masters * (1 + replicasPerMaster) {
 		n := &clusterNode{dir: t.TempDir()}
 		// Registered after TempDir's own cleanup, so it runs first.
 		t.Cleanup(func() { n.stop(t) })
@@ -82,11 +109,13 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 	if err := c.waitReady(clusterReadyTimeout); err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
+	t.Logf("redistest: cluster ready in %v (%d masters, replicas per master: %d)",
+		time.Since(began).Round(time.Millisecond), masters, replicasPerMaster)
 	return c
 }
 
-// Addrs returns the nodes' addresses, "127.0.0.1:port", in the order they
-// were started.
+// Addrs returns the nodes' addresses, "127.0.0.1:port", replicas
+// included, in the order they were started.
 func (c *Cluster) Addrs() []string {
 	addrs := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
@@ -111,13 +140,74 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	return cc
 }
 
-// create joins the nodes into one cluster, each a master of its share of
-// the slots, and returns what redis-cli printed.
+// ReplicasOf returns the addresses of the replicas of the master at
+// masterAddr, sorted, as that master's CLUSTER NODES says now (after a
+// failover too). It fails the test if masterAddr is not a master of c.
+func (c *Cluster) ReplicasOf(t testing.TB, masterAddr string) []string {
+	t.Helper()
+	if !slices.Contains(c.Addrs(), masterAddr) {
+		t.Fatalf("redistest: ReplicasOf(%s): not a node of the cluster (%v)", masterAddr, c.Addrs())
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: masterAddr, MaxRetries: -1})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	text, err := rdb.ClusterNodes(ctx).Result()
+	if err != nil {
+		t.Fatalf("redistest: ReplicasOf(%s): CLUSTER NODES: %v", masterAddr, err)
+	}
+	nodes, err := parseClusterNodes(text)
+	if err != nil {
+		t.Fatalf("redistest: ReplicasOf(%s): %v", masterAddr, err)
+	}
+	var me clusterNodeLine
+	for _, n := range nodes {
+		if n.has("myself") {
+			me = n
+		}
+	}
+	if !me.has("master") {
+		t.Fatalf("redistest: ReplicasOf(%s): not a master (CLUSTER NODES flags %v)", masterAddr, me.flags)
+	}
+	replicas := []string{}
+	for _, n := range nodes {
+		if n.master == me.id {
+			replicas = append(replicas, n.addr)
+		}
+	}
+	slices.Sort(replicas)
+	return replicas
+}
+
+// Freeze stops the node at addr with SIGSTOP, as a hung Redis: it accepts
+// connections but answers nothing, and a frozen replica confirms no
+// writes to its master's WAIT. It returns a function that resumes it
+// (SIGCONT); the node is resumed when the test ends in any case. Past the
+// cluster's node timeout (2 s) the other nodes flag it failing, and a
+// frozen master's replica may take its place.
+func (c *Cluster) Freeze(t testing.TB, addr string) (thaw func()) {
+	t.Helper()
+	i := slices.Index(c.Addrs(), addr)
+	if i < 0 {
+		t.Fatalf("redistest: Freeze(%s): not a node of the cluster (%v)", addr, c.Addrs())
+	}
+	pid := c.nodes[i].proc.cmd.Process.Pid
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("redistest: Freeze(%s): %v", addr, err)
+	}
+	var once sync.Once
+	thaw = func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) }
+	t.Cleanup(thaw)
+	return thaw
+}
+
+// create joins the nodes into one cluster, each master with its share of
+// the slots and its replicas, and returns what redis-cli printed.
 func (c *Cluster) create(cli string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterCreateTimeout)
 	defer cancel()
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(c.replicas), "--cluster-yes")
 	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
 	if ctx.Err() != nil {
 		err = fmt.Errorf("no result within %v: %w", clusterCreateTimeout, ctx.Err())
@@ -125,18 +215,13 @@ func (c *Cluster) create(cli string) (string, error) {
 	return string(out), err
 }
 
-// waitReady polls every node's CLUSTER INFO until each reports the
-// cluster ok, all slots assigned and every node known, or within passes.
+// waitReady polls every node until it is ready (nodeReady), or within
+// passes.
 func (c *Cluster) waitReady(within time.Duration) error {
 	deadline := time.Now().Add(within)
-	want := map[string]string{
-		"cluster_state":          "ok",
-		"cluster_slots_assigned": strconv.Itoa(clusterSlots),
-		"cluster_known_nodes":    strconv.Itoa(len(c.nodes)),
-	}
 	for _, n := range c.nodes {
 		rdb := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1})
-		err := pollClusterInfo(rdb, n.proc.exited, want, deadline)
+		err := pollNode(n.proc.exited, deadline, func(ctx context.Context) error { return c.nodeReady(ctx, rdb) })
 		rdb.Close()
 		if err != nil {
 			return fmt.Errorf("cluster node %s not ready within %v: %w", n.addr(), within, err)
@@ -145,16 +230,49 @@ func (c *Cluster) waitReady(within time.Duration) error {
 	return nil
 }
 
-// pollClusterInfo polls rdb's CLUSTER INFO until it has every field of
-// want, the process exits, or deadline passes.
-func pollClusterInfo(rdb *redis.Client, exited <-chan struct{}, want map[string]string, deadline time.Time) error {
+// nodeReady returns nil once the node of rdb reports the cluster ok, all
+// slots assigned and every node known (CLUSTER INFO); knows c.masters
+// masters with slots, each with c.replicas replicas, and no node failing
+// or unlinked (CLUSTER NODES); and, as a master, has its c.replicas
+// replicas connected and online or, as a replica, its link to its master
+// up (INFO replication). Otherwise it says what is missing.
+func (c *Cluster) nodeReady(ctx context.Context, rdb *redis.Client) error {
+	info, err := rdb.ClusterInfo(ctx).Result()
+	if err != nil {
+		return err
+	}
+	if err := infoLacks(info, map[string]string{
+		"cluster_state":          "ok",
+		"cluster_slots_assigned": strconv.Itoa(clusterSlots),
+		"cluster_known_nodes":    strconv.Itoa(len(c.nodes)),
+	}); err != nil {
+		return err
+	}
+	text, err := rdb.ClusterNodes(ctx).Result()
+	if err != nil {
+		return err
+	}
+	nodes, err := parseClusterNodes(text)
+	if err != nil {
+		return err
+	}
+	if err := topologyLacks(nodes, c.masters, c.replicas); err != nil {
+		return err
+	}
+	repl, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return err
+	}
+	return replicationLacks(repl, c.replicas)
+}
+
+// pollNode calls ready until it returns nil, the process exits, or
+// deadline passes; then it returns ready's last error.
+func pollNode(exited <-chan struct{}, deadline time.Time, ready func(context.Context) error) error {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		info, err := rdb.ClusterInfo(ctx).Result()
+		err := ready(ctx)
 		cancel()
-		if err == nil {
-			err = infoLacks(info, want)
-		}
 		if err == nil {
 			return nil
 		}
@@ -172,6 +290,18 @@ func pollClusterInfo(rdb *redis.Client, exited <-chan struct{}, want map[string]
 // infoLacks returns an error naming the first field of want that the
 // "name:value" lines of info do not have.
 func infoLacks(info string, want map[string]string) error {
+	got := infoFields(info)
+	for k, v := range want {
+		if got[k] != v {
+			return fmt.Errorf("CLUSTER INFO %s:%s, want %s", k, got[k], v)
+		}
+	}
+	return nil
+}
+
+// infoFields returns the "name:value" lines of an INFO or CLUSTER INFO
+// reply as a map.
+func infoFields(info string) map[string]string {
 	got := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(info))
 	for sc.Scan() {
@@ -179,9 +309,102 @@ func infoLacks(info string, want map[string]string) error {
 			got[k] = v
 		}
 	}
-	for k, v := range want {
-		if got[k] != v {
-			return fmt.Errorf("CLUSTER INFO %s:%s, want %s", k, got[k], v)
+	return got
+}
+
+// replicationLacks returns nil if INFO replication's reply info is a
+// master's with replicas replicas connected, each state=online, or a
+// replica's with master_link_status:up; otherwise it says what is not so.
+func replicationLacks(info string, replicas int) error {
+	got := infoFields(info)
+	switch got["role"] {
+	case "master":
+		if n := got["connected_slaves"]; n != strconv.Itoa(replicas) {
+			return fmt.Errorf("INFO replication connected_slaves:%s, want %d", n, replicas)
+		}
+		for i := range replicas {
+			name := "slave" + strconv.Itoa(i)
+			if !slices.Contains(strings.Split(got[name], ","), "state=online") {
+				return fmt.Errorf("INFO replication %s:%s, want state=online", name, got[name])
+			}
+		}
+		return nil
+	case "slave":
+		if got["master_link_status"] != "up" {
+			return fmt.Errorf("INFO replication master_link_status:%s, want up", got["master_link_status"])
+		}
+		return nil
+	}
+	return fmt.Errorf("INFO replication role:%s, want master or slave", got["role"])
+}
+
+// clusterNodeLine is one line of CLUSTER NODES.
+type clusterNodeLine struct {
+	id     string
+	addr   string   // "ip:port", without "@busport" and ",hostname"
+	flags  []string // "myself", "master", "slave", "fail?", ...
+	master string   // a replica's master's id; "-" for a master
+	link   string   // "connected" or "disconnected"
+	slots  bool     // whether it serves any slot
+}
+
+// has reports whether n carries flag.
+func (n clusterNodeLine) has(flag string) bool { return slices.Contains(n.flags, flag) }
+
+// parseClusterNodes reads CLUSTER NODES' reply: per node, "<id>
+// <ip:port@cport[,hostname]> <flags> <master> <ping-sent> <pong-recv>
+// <config-epoch> <link-state> <slot> <slot> ...".
+func parseClusterNodes(text string) ([]clusterNodeLine, error) {
+	var nodes []clusterNodeLine
+	for line := range strings.Lines(text) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) < 8 {
+			return nil, fmt.Errorf("CLUSTER NODES line %q: %d fields, want at least 8", strings.TrimSpace(line), len(f))
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		addr, _, _ = strings.Cut(addr, ",")
+		nodes = append(nodes, clusterNodeLine{
+			id: f[0], addr: addr, flags: strings.Split(f[2], ","), master: f[3], link: f[7], slots: len(f) > 8,
+		})
+	}
+	return nodes, nil
+}
+
+// topologyLacks returns nil if nodes, one node's CLUSTER NODES, show
+// masters masters serving slots, each with replicas replicas, and every
+// node linked and none failing; otherwise it says what is not so.
+func topologyLacks(nodes []clusterNodeLine, masters, replicas int) error {
+	ids := map[string]int{} // master id -> its replicas
+	for _, n := range nodes {
+		for _, bad := range []string{"fail", "fail?", "handshake", "noaddr"} {
+			if n.has(bad) {
+				return fmt.Errorf("CLUSTER NODES: %s %s flagged %s", n.id, n.addr, bad)
+			}
+		}
+		if n.link != "connected" {
+			return fmt.Errorf("CLUSTER NODES: %s %s link %s", n.id, n.addr, n.link)
+		}
+		if n.has("master") && n.slots {
+			ids[n.id] = 0
+		}
+	}
+	if len(ids) != masters {
+		return fmt.Errorf("CLUSTER NODES: %d masters with slots, want %d", len(ids), masters)
+	}
+	for _, n := range nodes {
+		if n.has("slave") {
+			if _, ok := ids[n.master]; !ok {
+				return fmt.Errorf("CLUSTER NODES: replica %s %s of %s, not a master with slots", n.id, n.addr, n.master)
+			}
+			ids[n.master]++
+		}
+	}
+	for id, got := range ids {
+		if got != replicas {
+			return fmt.Errorf("CLUSTER NODES: master %s has %d replicas, want %d", id, got, replicas)
 		}
 	}
 	return nil
@@ -229,6 +452,9 @@ func (n *clusterNode) start(bin string) error {
 		"--cluster-enabled", "yes",
 		"--cluster-config-file", conf,
 		"--cluster-node-timeout", "2000",
+		// A replica's full sync starts at once, not after the default
+		// 5 s for more replicas to join the transfer.
+		"--repl-diskless-sync-delay", "0",
 		"--cluster-port", strconv.Itoa(n.busPort),
 	)
 	cmd.Dir = n.dir
