@@ -436,19 +436,7 @@ func (n *clusterNode) start(bin string) error {
 	if err := os.Remove(conf); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	logFile, err := os.OpenFile(n.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logFile, "--- redistest: starting %s on port %d, cluster bus %d\n", bin, n.port, n.busPort)
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(n.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", n.dir,
-		"--daemonize", "no",
-		"--logfile", "", // stdout, which is the log file
+	p, err := launch(bin, n.dir, n.logPath(), n.port, fmt.Sprintf("on port %d, cluster bus %d", n.port, n.busPort),
 		"--cluster-enabled", "yes",
 		"--cluster-config-file", conf,
 		"--cluster-node-timeout", "2000",
@@ -457,21 +445,7 @@ func (n *clusterNode) start(bin string) error {
 		"--repl-diskless-sync-delay", "0",
 		"--cluster-port", strconv.Itoa(n.busPort),
 	)
-	cmd.Dir = n.dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("start %s: %w", bin, err)
-	}
-	p := &process{cmd: cmd, logPath: n.logPath(), exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
-	if err := p.waitReady(n.port); err != nil {
-		_ = p.kill()
+	if err != nil {
 		return err
 	}
 	n.proc = p

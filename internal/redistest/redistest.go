@@ -182,29 +182,43 @@ func (s *Server) start() error {
 	if s.proc != nil {
 		return errors.New("start: already running")
 	}
-	logFile, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := launch(s.bin, s.dir, s.logPath(), port, fmt.Sprintf("on port %d", port))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(logFile, "--- redistest: starting %s on port %d\n", s.bin, port)
-	cmd := exec.Command(s.bin,
+	s.proc = p
+	return nil
+}
+
+// launch runs redis-server on 127.0.0.1:port, persistence off, in dir,
+// its output appended to logPath (after a line saying what starts, what
+// describing it), with extra arguments after the common ones, and waits
+// until it answers PING. On failure the process is gone when it returns.
+func launch(bin, dir, logPath string, port int, what string, extra ...string) (*process, error) {
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(logFile, "--- redistest: starting %s %s\n", bin, what)
+	args := append([]string{
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
-		"--dir", s.dir,
+		"--dir", dir,
 		"--daemonize", "no",
 		"--logfile", "", // stdout, which is the log file
-	)
-	cmd.Dir = s.dir
+	}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// The server dies with the test binary, even one killed by -timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return fmt.Errorf("start %s: %w", s.bin, err)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	p := &process{cmd: cmd, logPath: s.logPath(), exited: make(chan struct{})}
+	p := &process{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
@@ -212,10 +226,9 @@ func (s *Server) start() error {
 	}()
 	if err := p.waitReady(port); err != nil {
 		_ = p.kill()
-		return err
+		return nil, err
 	}
-	s.proc = p
-	return nil
+	return p, nil
 }
 
 // stop kills the running process, if any, and waits until it has exited
