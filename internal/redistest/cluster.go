@@ -39,6 +39,7 @@ const (
 // stopped, and the directories removed, when the test ends. Its methods are
 // safe for concurrent use.
 type Cluster struct {
+	server   string // redis-server's path
 	nodes    []*clusterNode
 	masters  int // how many nodes are masters
 	replicas int // how many replicas each master has
@@ -49,7 +50,9 @@ type clusterNode struct {
 	dir     string // nodes.conf, redis.log
 	port    int    // clients'
 	busPort int    // the cluster bus's (--cluster-port)
-	proc    *process
+
+	mu   sync.Mutex
+	proc *process // the current run; replaced by a restart
 }
 
 // StartCluster starts masters (at least 3) redis-servers in cluster mode
@@ -93,7 +96,7 @@ func StartClusterWithReplicas(t testing.TB, masters, replicasPerMaster int) *Clu
 	if err != nil {
 		t.Fatalf("redistest: redis-cli not found: run `make test` (installs it) or apt-get install redis-tools (%v)", err)
 	}
-	c := &Cluster{masters: masters, replicas: replicasPerMaster}
+	c := &Cluster{server: server, masters: masters, replicas: replicasPerMaster}
 	for range masters * (1 + replicasPerMaster) {
 		n := &clusterNode{dir: t.TempDir()}
 		// Registered after TempDir's own cleanup, so it runs first.
@@ -191,7 +194,7 @@ func (c *Cluster) Freeze(t testing.TB, addr string) (thaw func()) {
 	if i < 0 {
 		t.Fatalf("redistest: Freeze(%s): not a node of the cluster (%v)", addr, c.Addrs())
 	}
-	pid := c.nodes[i].proc.cmd.Process.Pid
+	pid := c.nodes[i].process().cmd.Process.Pid
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatalf("redistest: Freeze(%s): %v", addr, err)
 	}
@@ -199,6 +202,53 @@ func (c *Cluster) Freeze(t testing.TB, addr string) (thaw func()) {
 	thaw = func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) }
 	t.Cleanup(thaw)
 	return thaw
+}
+
+// Kill kills the node at addr with SIGKILL, as a crash would, and returns
+// once its process has exited: its port refuses connections, and what it
+// held in memory and had not yet sent to its replicas is gone (persistence
+// is off). Past the cluster's node timeout (2 s) the other nodes flag it
+// failed, and a killed master's replica takes its place. Killing a killed
+// node does nothing. It fails the test if addr is not a node of c or the
+// process does not exit.
+func (c *Cluster) Kill(t testing.TB, addr string) {
+	t.Helper()
+	i := slices.Index(c.Addrs(), addr)
+	if i < 0 {
+		t.Fatalf("redistest: Kill(%s): not a node of the cluster (%v)", addr, c.Addrs())
+	}
+	if err := c.nodes[i].process().kill(); err != nil {
+		t.Fatalf("redistest: Kill(%s): %v", addr, err)
+	}
+}
+
+// Restart starts again the node at addr that Kill killed, on the same
+// ports and with the same nodes.conf, as a crashed node brought back: it
+// rejoins the cluster as the node it was, and a master whose replica took
+// its place in the meantime comes back as that replica's replica (the
+// cluster's newer configuration wins). It returns once the node answers;
+// it may not be in sync yet. Restarting a running node does nothing. It
+// fails the test if addr is not a node of c or the node does not come up
+// (another process may have taken its port meanwhile).
+func (c *Cluster) Restart(t testing.TB, addr string) {
+	t.Helper()
+	i := slices.Index(c.Addrs(), addr)
+	if i < 0 {
+		t.Fatalf("redistest: Restart(%s): not a node of the cluster (%v)", addr, c.Addrs())
+	}
+	n := c.nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-n.proc.exited:
+	default:
+		return
+	}
+	p, err := n.launch(c.server)
+	if err != nil {
+		t.Fatalf("redistest: Restart(%s): %v\n%s", addr, err, n.logTail())
+	}
+	n.proc = p
 }
 
 // create joins the nodes into one cluster, each master with its share of
@@ -221,7 +271,7 @@ func (c *Cluster) waitReady(within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for _, n := range c.nodes {
 		rdb := redis.NewClient(&redis.Options{Addr: n.addr(), MaxRetries: -1})
-		err := pollNode(n.proc.exited, deadline, func(ctx context.Context) error { return c.nodeReady(ctx, rdb) })
+		err := pollNode(n.process().exited, deadline, func(ctx context.Context) error { return c.nodeReady(ctx, rdb) })
 		rdb.Close()
 		if err != nil {
 			return fmt.Errorf("cluster node %s not ready within %v: %w", n.addr(), within, err)
@@ -436,28 +486,43 @@ func (n *clusterNode) start(bin string) error {
 	if err := os.Remove(conf); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	p, err := launch(bin, n.dir, n.logPath(), n.port, fmt.Sprintf("on port %d, cluster bus %d", n.port, n.busPort),
+	p, err := n.launch(bin)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.proc = p
+	n.mu.Unlock()
+	return nil
+}
+
+// process returns the node's current run.
+func (n *clusterNode) process() *process {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.proc
+}
+
+// launch runs redis-server in cluster mode on the node's ports, with its
+// nodes.conf as it is, and waits until it answers.
+func (n *clusterNode) launch(bin string) (*process, error) {
+	return launch(bin, n.dir, n.logPath(), n.port, fmt.Sprintf("on port %d, cluster bus %d", n.port, n.busPort),
 		"--cluster-enabled", "yes",
-		"--cluster-config-file", conf,
+		"--cluster-config-file", filepath.Join(n.dir, "nodes.conf"),
 		"--cluster-node-timeout", "2000",
 		// A replica's full sync starts at once, not after the default
 		// 5 s for more replicas to join the transfer.
 		"--repl-diskless-sync-delay", "0",
 		"--cluster-port", strconv.Itoa(n.busPort),
 	)
-	if err != nil {
-		return err
-	}
-	n.proc = p
-	return nil
 }
 
 // stop kills the node, if it runs, at the end of the test, and logs its
 // log's tail when the test failed: the nodes' logs are where a cluster
 // that did not form, or lost a node, says why.
 func (n *clusterNode) stop(t testing.TB) {
-	if n.proc != nil {
-		if err := n.proc.kill(); err != nil {
+	if p := n.process(); p != nil {
+		if err := p.kill(); err != nil {
 			t.Errorf("redistest: cluster node %s: %v", n.addr(), err)
 		}
 	}
