@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -19,6 +20,16 @@ const DefaultSentinelPort = "26379"
 // DefaultClusterPort is a Redis Cluster node's port when the URL gives
 // none: Redis's own port, as redis:// assumes for one server.
 const DefaultClusterPort = "6379"
+
+// DefaultClusterStateReloadInterval is how old a cluster client's map of
+// the slots to their masters (CLUSTER SLOTS) may grow before the next
+// command has the client ask again, in the background; NewClient sets it
+// when the options leave it zero. go-redis reloads the map at once on a
+// MOVED or ASK redirection, but not when a master stops answering: after
+// a failover it would keep sending the dead master's slots to the dead
+// master, every command failing, until the map expires (go-redis's own
+// default: 60 s). A reload is one CLUSTER SLOTS, a small reply.
+const DefaultClusterStateReloadInterval = time.Second
 
 // redisURLForms is what REDIS_URL allows, for error messages.
 const redisURLForms = "redis://[:password@]host:port/db, rediss:// for TLS, " +
@@ -38,7 +49,11 @@ type Redis struct {
 // failover client for a Sentinel URL, which asks the sentinels for the
 // master and follows a failover (+switch-master) without a restart, and
 // its cluster client for a Cluster URL, which learns the slots from the
-// nodes given and follows MOVED and ASK redirections. Every command
+// nodes given, follows MOVED and ASK redirections and, with
+// ClusterStateReloadInterval zero, reloads the slot map once a command
+// finds it older than DefaultClusterStateReloadInterval: so within about
+// that of a replica's promotion it sends a dead master's slots to the new
+// master. Every command
 // honours its context's deadline, so a slow Redis never holds a beat or a
 // request past it.
 func (r Redis) NewClient() redis.UniversalClient {
@@ -46,6 +61,9 @@ func (r Redis) NewClient() redis.UniversalClient {
 	case r.Cluster != nil:
 		o := *r.Cluster
 		o.ContextTimeoutEnabled = true
+		if o.ClusterStateReloadInterval == 0 {
+			o.ClusterStateReloadInterval = DefaultClusterStateReloadInterval
+		}
 		return redis.NewClusterClient(&o)
 	case r.Failover != nil:
 		o := *r.Failover

@@ -1,12 +1,16 @@
 package config
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/botfleet/botfleet/internal/redistest"
 )
 
 func TestParseRedisURL(t *testing.T) {
@@ -188,6 +192,9 @@ func TestRedisNewClient(t *testing.T) {
 				if !slices.Equal(c.Options().Addrs, r.Cluster.Addrs) {
 					t.Errorf("client addrs %v, want %v", c.Options().Addrs, r.Cluster.Addrs)
 				}
+				if got := c.Options().ClusterStateReloadInterval; got != DefaultClusterStateReloadInterval {
+					t.Errorf("ClusterStateReloadInterval = %v, want %v", got, DefaultClusterStateReloadInterval)
+				}
 			case *redis.Client:
 				if r.Cluster != nil {
 					t.Fatalf("got %T for %s, want a cluster client", c, tt.url)
@@ -199,10 +206,97 @@ func TestRedisNewClient(t *testing.T) {
 			if !timeouts {
 				t.Error("ContextTimeoutEnabled = false, want true")
 			}
-			if r.Cluster != nil && r.Cluster.ContextTimeoutEnabled {
+			if r.Cluster != nil && (r.Cluster.ContextTimeoutEnabled || r.Cluster.ClusterStateReloadInterval != 0) {
 				t.Error("NewClient changed the parsed options, want a copy")
 			}
 		})
+	}
+}
+
+func TestRedisNewClientKeepsClusterStateReloadInterval(t *testing.T) {
+	r, err := ParseRedisURL("redis+cluster://127.0.0.1:1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Cluster.ClusterStateReloadInterval = 5 * time.Second
+	c := r.NewClient().(*redis.ClusterClient)
+	defer c.Close()
+	if got := c.Options().ClusterStateReloadInterval; got != 5*time.Second {
+		t.Errorf("ClusterStateReloadInterval = %v, want the 5s set", got)
+	}
+}
+
+// TestClusterClientFollowsFailover kills the master of a key on a real
+// Redis Cluster with a replica per master and checks that NewClient's
+// cluster client writes the key again once the replica is promoted,
+// without a MOVED to tell it so: the dead master answers nothing, and
+// go-redis reloads its slot map only on a redirection or when the map is
+// older than ClusterStateReloadInterval (its default: 60 s, far past the
+// deadline here).
+func TestClusterClientFollowsFailover(t *testing.T) {
+	t.Parallel()
+	cluster := redistest.StartClusterWithReplicas(t, 3, 1)
+	r, err := ParseRedisURL(cluster.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := r.NewClient().(*redis.ClusterClient)
+	defer rdb.Close()
+	ctx := t.Context()
+	const key = "{a}k"
+	if err := rdb.Set(ctx, key, "before", 0).Err(); err != nil {
+		t.Fatalf("SET %s: %v", key, err)
+	}
+	master, err := rdb.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := master.Options().Addr
+	heir := cluster.ReplicasOf(t, victim)
+	if len(heir) != 1 {
+		t.Fatalf("ReplicasOf(%s) = %v, want one", victim, heir)
+	}
+	killed := time.Now()
+	cluster.Kill(t, victim)
+
+	node := redis.NewClient(&redis.Options{Addr: heir[0], MaxRetries: -1})
+	defer node.Close()
+	waitUntil(t, 30*time.Second, heir[0]+" promoted", func() bool {
+		c, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		info, err := node.ClusterInfo(c).Result()
+		repl, err2 := node.Info(c, "replication").Result()
+		return err == nil && err2 == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(repl, "role:master")
+	})
+	promoted := time.Since(killed)
+	var lastErr error
+	waitUntil(t, 20*time.Second, "a SET through the cluster client after the promotion", func() bool {
+		c, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		lastErr = rdb.Set(c, key, "after", 0).Err()
+		return lastErr == nil
+	}, func() string { return fmt.Sprintf("last error: %v", lastErr) })
+	t.Logf("%s promoted %v after the SIGKILL of %s; the client wrote again %v after the promotion",
+		heir[0], promoted.Round(time.Millisecond), victim, (time.Since(killed) - promoted).Round(time.Millisecond))
+	if m, err := rdb.MasterForKey(ctx, key); err != nil || m.Options().Addr != heir[0] {
+		t.Errorf("MasterForKey(%s) after the failover = %v, %v; want %s", key, m, err, heir[0])
+	}
+}
+
+// waitUntil polls cond every 20ms until it is true, or fails the test
+// once d has passed, with what and what more says.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool, more ...func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			var details []string
+			for _, f := range more {
+				details = append(details, f())
+			}
+			t.Fatalf("timed out after %v waiting for %s %s", d, what, strings.Join(details, " "))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
