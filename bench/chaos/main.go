@@ -31,22 +31,19 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/botfleet/botfleet/bench/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var h harness
-	if err := h.parseFlags(os.Args[1:]); err != nil {
-		os.Exit(2)
-	}
+	ctx, stop := cli.Start(h.parseFlags)
+	defer stop()
 	code, err := h.run(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)

@@ -15,32 +15,22 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log"
-	"os"
-	"os/signal"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botfleet/botfleet/bench/internal/cli"
 	"github.com/botfleet/botfleet/bench/internal/redisproc"
 	"github.com/botfleet/botfleet/fleet"
 	"github.com/botfleet/botfleet/heartbeat"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var s sim
-	if err := s.parseFlags(os.Args[1:]); err != nil {
-		os.Exit(2)
-	}
-	if err := s.run(ctx); err != nil {
-		log.Fatal(err)
-	}
+	cli.Run(s.parseFlags, s.run)
 }
 
 // sim is one simulation: its flags, then its fleet.
@@ -66,7 +56,7 @@ func (s *sim) parseFlags(args []string) error {
 	fs.IntVar(&s.writers, "writers", 64, "connections the beats are written through")
 	fs.IntVar(&s.samples, "samples", 200, "reads of each kind measured")
 	fs.BoolVar(&s.list, "list", false, "also time the full listing (default: when -workers is at most 20000)")
-	fs.StringVar(&s.redisAddr, "redis", "", "host:port of a Redis to use (its data is flushed); default: start redis-server")
+	redisproc.AddrFlag(fs, &s.redisAddr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,15 +68,11 @@ func (s *sim) parseFlags(args []string) error {
 }
 
 func (s *sim) run(ctx context.Context) error {
-	addr := s.redisAddr
-	if addr == "" {
-		srv, err := redisproc.Start(ctx)
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		addr = srv.Addr
+	addr, done, err := redisproc.Use(ctx, s.redisAddr)
+	if err != nil {
+		return err
 	}
+	defer done()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: s.writers + 8})
 	defer rdb.Close()
 	if err := rdb.FlushDB(ctx).Err(); err != nil {

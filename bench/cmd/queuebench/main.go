@@ -23,31 +23,22 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botfleet/botfleet/bench/internal/cli"
 	"github.com/botfleet/botfleet/bench/internal/redisproc"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var b bench
-	if err := b.parseFlags(os.Args[1:]); err != nil {
-		os.Exit(2)
-	}
-	if err := b.run(ctx); err != nil {
-		log.Fatal(err)
-	}
+	cli.Run(b.parseFlags, b.run)
 }
 
 type bench struct {
@@ -77,19 +68,17 @@ func (b *bench) parseFlags(args []string) error {
 	fs.StringVar(&b.only, "only", "", "run one scenario only: drain, latency, sleep or beats")
 	fs.StringVar(&b.queue, "queue", "", "run one queue only: botfleet or asynq (to profile it)")
 	fs.StringVar(&b.cpuprofile, "cpuprofile", "", "write this process's CPU profile here")
-	fs.StringVar(&b.addr, "redis", "", "host:port of a Redis to use (its data is flushed); default: start redis-server")
+	redisproc.AddrFlag(fs, &b.addr)
 	return fs.Parse(args)
 }
 
 func (b *bench) run(ctx context.Context) error {
-	if b.addr == "" {
-		srv, err := redisproc.Start(ctx)
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		b.addr = srv.Addr
+	addr, done, err := redisproc.Use(ctx, b.addr)
+	if err != nil {
+		return err
 	}
+	defer done()
+	b.addr = addr
 	b.rdb = redis.NewClient(&redis.Options{Addr: b.addr})
 	defer b.rdb.Close()
 	info, _ := b.rdb.Info(ctx, "server").Result()

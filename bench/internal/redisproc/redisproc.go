@@ -6,6 +6,7 @@ package redisproc
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -60,6 +61,25 @@ func Start(ctx context.Context) (*Server, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// AddrFlag defines -redis on fs, the address of a Redis to use instead of
+// a redis-server of the program's own (see Use).
+func AddrFlag(fs *flag.FlagSet, addr *string) {
+	fs.StringVar(addr, "redis", "", "host:port of a Redis to use (its data is flushed); default: start redis-server")
+}
+
+// Use returns addr if it is set; else it starts a redis-server (Start) and
+// returns its address. done stops what Use started, if anything.
+func Use(ctx context.Context, addr string) (_ string, done func(), err error) {
+	if addr != "" {
+		return addr, func() {}, nil
+	}
+	s, err := Start(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return s.Addr, s.Close, nil
 }
 
 // Close stops the server and removes its directory.
