@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -35,12 +36,12 @@ type op struct {
 	due      time.Time // opRetry: when the next attempt may run
 }
 
-// maxOpsPerFlush bounds one MULTI/EXEC.
+// maxOpsPerFlush bounds the ops of one outcomeScript.
 const maxOpsPerFlush = 512
 
 // committer writes the consumer's bookkeeping in batches: whatever the
 // workers and the reader queued while the last batch was in flight goes
-// out in one MULTI/EXEC, so a short job costs a fraction of a round trip.
+// out in one outcomeScript, so a short job costs a fraction of a round trip.
 // Ops are written in the order they were queued, so a job's running status
 // never lands after its outcome. A batch that fails on a connection error
 // is retried with backoff; its entries stay in the ledger, so their leases
@@ -152,11 +153,12 @@ func (m *committer) loop(ctx context.Context) {
 }
 
 // flushAll writes ops in chunks and returns those left after a connection
-// error. A chunk Redis refuses for good (an error reply at EXEC) is logged
-// and dropped: MULTI/EXEC ran its other commands, and a job not
-// acknowledged is delivered again. A refusal that only says "not now"
-// (LOADING after a restart, EXECABORT when a queued command was refused
-// so that none ran, BUSY, MASTERDOWN, TRYAGAIN, READONLY during a failover)
+// error. A chunk in which Redis refused a write for good (an error reply
+// inside outcomeScript, such as WRONGTYPE on a key clobbered by hand) is
+// logged and dropped: the script made its other writes and every
+// acknowledgement. A refusal of the whole script that only says "not now"
+// (LOADING after a restart, BUSY, MASTERDOWN, TRYAGAIN, READONLY during a
+// failover, OOM)
 // is kept and retried like a lost connection, or finished jobs would run
 // again.
 func (m *committer) flushAll(ctx context.Context, ops []op) ([]op, error) {
@@ -164,7 +166,7 @@ func (m *committer) flushAll(ctx context.Context, ops []op) ([]op, error) {
 		chunk := ops[:min(len(ops), maxOpsPerFlush)]
 		if err := m.flush(ctx, chunk); err != nil {
 			m.redis.failed(ctx, "record outcomes", err)
-			if !isReplyError(err) || retryableReply(err) {
+			if keepForRetry(err) {
 				return ops, err
 			}
 		} else {
@@ -175,6 +177,20 @@ func (m *committer) flushAll(ctx context.Context, ops []op) ([]op, error) {
 		ops = ops[len(chunk):]
 	}
 	return nil, nil
+}
+
+// keepForRetry reports whether a batch whose write failed with err is kept
+// and written again: after a lost connection or a "not now" refusal of
+// the whole write, yes; after writes refused inside outcomeScript
+// (refusedWrites), never, whatever the refusal says, since the script made
+// the batch's other writes (a second run would add its dead letters and
+// history entries twice).
+func keepForRetry(err error) bool {
+	var partial refusedWrites
+	if errors.As(err, &partial) {
+		return false
+	}
+	return !isReplyError(err) || retryableReply(err)
 }
 
 // retryableReply reports whether an error reply means Redis could not run
