@@ -336,10 +336,10 @@ func (b *Beater) status() (Status, error) {
 	return s, nil
 }
 
-// beat writes one heartbeat in a single MULTI/EXEC round trip (Write) and
-// returns its timestamp. Deleting the hash before writing it drops fields a
-// previous beat wrote and this one does not; EXPIRE in the same transaction
-// means the hash never exists without a TTL.
+// beat writes one heartbeat in a single round trip (Write) and returns its
+// timestamp. Deleting the hash before writing it drops fields a previous
+// beat wrote and this one does not; EXPIRE in the same transaction (or
+// script, on a cluster) means the hash never exists without a TTL.
 func (b *Beater) beat(ctx context.Context) (time.Time, error) {
 	s, err := b.status()
 	if err != nil {

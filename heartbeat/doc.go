@@ -2,7 +2,8 @@
 //
 // Every interval, at once on a lifecycle change (Trigger), and at most once
 // per MinGap (1s) more on busy/idle flips (TriggerSoon), a Beater writes the
-// worker's Status in one MULTI/EXEC round trip:
+// worker's Status in one MULTI/EXEC round trip (on a Redis Cluster, one
+// pipeline whose hash, TTL and DEL are one script; see Write):
 //
 //	DEL    worker:heartbeat:<id>
 //	HSET   worker:heartbeat:<id> worker_id <id> state IDLE timestamp 1688851200.123 ...

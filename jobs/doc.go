@@ -19,8 +19,8 @@
 // chose to look up.
 //
 // A consumer reads entries in batches (XREADGROUP), runs them with at most
-// Concurrency at once, and writes the bookkeeping of many jobs in one
-// MULTI/EXEC: status running, then the outcome. A success stores the result
+// Concurrency at once, and writes the bookkeeping of many jobs in one Lua
+// script, atomically: status running, then the outcome. A success stores the result
 // (status succeeded); a failure either schedules a retry in the retry set,
 // Backoff doubling per attempt (status retrying), or, once max_attempts
 // are used up, adds the job to the dead-letter stream (status failed).
