@@ -395,11 +395,7 @@ func (b *Beater) deregister(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	key := KeyPrefix + s.WorkerID
-	write := b.rdb.TxPipelined
-	if wire.IsCluster(b.rdb) {
-		write = b.rdb.Pipelined // the keys span slots: one command each
-	}
-	_, err = write(ctx, func(p redis.Pipeliner) error {
+	_, err = wire.TxPipelined(b.rdb)(ctx, func(p redis.Pipeliner) error {
 		p.XAdd(ctx, xaddArgs(b.o.StreamMaxLen, s.appendArgs(make([]any, 0, 2*numFields))))
 		p.Del(ctx, key)
 		p.ZRem(ctx, IndexKey, s.WorkerID)

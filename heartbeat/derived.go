@@ -60,11 +60,7 @@ func Write(ctx context.Context, rdb redis.Cmdable, s Status, o Options) error {
 	if s.WorkerID == "" {
 		return errors.New("heartbeat: Write: Status without WorkerID")
 	}
-	write := rdb.TxPipelined
-	if wire.IsCluster(rdb) {
-		write = rdb.Pipelined
-	}
-	_, err := write(ctx, func(p redis.Pipeliner) error {
+	_, err := wire.TxPipelined(rdb)(ctx, func(p redis.Pipeliner) error {
 		queueBeat(ctx, p, s, o, wire.IsCluster(rdb))
 		return nil
 	})

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/botfleet/botfleet/internal/wire"
 )
 
 // ErrNotDead is returned (wrapped) by Retry and Delete for a job that is
@@ -362,11 +364,8 @@ func (q *Queue) eachDead(ctx context.Context, f DeadFilter, act func(context.Con
 // PauseCheckInterval; jobs running go on, and producers still enqueue.
 func (q *Queue) Pause(ctx context.Context) error {
 	now := formatUnix(q.o.Clock.Now())
-	write := q.rdb.TxPipelined
-	if q.keys.cluster {
-		write = q.rdb.Pipelined // the queue set is in another slot
-	}
-	_, err := write(ctx, func(p redis.Pipeliner) error {
+	// The queue set is in another slot than the flag on a cluster.
+	_, err := wire.TxPipelined(q.rdb)(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, q.keys.paused, now, 0)
 		p.SAdd(ctx, QueuesKey, q.name)
 		return nil

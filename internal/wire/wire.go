@@ -6,6 +6,7 @@
 package wire
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -123,4 +124,16 @@ func IsReplyError(err error) bool {
 func IsCluster(c any) bool {
 	_, ok := c.(*redis.ClusterClient)
 	return ok
+}
+
+// TxPipelined returns c.TxPipelined, which runs the queued commands in one
+// MULTI/EXEC; on a Redis Cluster, where a transaction may not span hash
+// slots, c.Pipelined: the same commands in one round trip per node, each
+// on its own. Writers whose keys span slots by design use it and make
+// atomic, with a script, what must be.
+func TxPipelined(c redis.Cmdable) func(context.Context, func(redis.Pipeliner) error) ([]redis.Cmder, error) {
+	if IsCluster(c) {
+		return c.Pipelined
+	}
+	return c.TxPipelined
 }
