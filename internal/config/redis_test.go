@@ -48,19 +48,9 @@ func TestParseRedisURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseRedisURL(tt.url)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "REDIS_URL=") ||
-					!strings.Contains(err.Error(), "redis+sentinel://") {
-					t.Fatalf("got error %v; want one naming REDIS_URL, the forms and %q", err, tt.err)
-				}
-				if strings.Contains(err.Error(), "hunter2") {
-					t.Errorf("error %q shows the password", err)
-				}
+			got, ok := parseRedisURL(t, tt.url, tt.err, "redis+sentinel://")
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if tt.want == nil {
 				if got.Server == nil || got.Failover != nil || got.Cluster != nil {
@@ -133,19 +123,9 @@ func TestParseRedisURLCluster(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseRedisURL(tt.url)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "REDIS_URL=") ||
-					!strings.Contains(err.Error(), "redis+cluster://[:password@]host1:6379,host2:6379/") {
-					t.Fatalf("got error %v; want one naming REDIS_URL, the forms and %q", err, tt.err)
-				}
-				if strings.Contains(err.Error(), "hunter2") {
-					t.Errorf("error %q shows the password", err)
-				}
+			got, ok := parseRedisURL(t, tt.url, tt.err, "redis+cluster://[:password@]host1:6379,host2:6379/")
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			c := got.Cluster
 			if c == nil || got.Server != nil || got.Failover != nil {
@@ -163,6 +143,29 @@ func TestParseRedisURLCluster(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseRedisURL parses url. With wantErr set, it checks that the error
+// names REDIS_URL, form (the syntax of the URL form under test) and wantErr,
+// and does not show the password hunter2, and returns false; otherwise any
+// error fails the test.
+func parseRedisURL(t *testing.T, url, wantErr, form string) (Redis, bool) {
+	t.Helper()
+	got, err := ParseRedisURL(url)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) || !strings.Contains(err.Error(), "REDIS_URL=") ||
+			!strings.Contains(err.Error(), form) {
+			t.Fatalf("got error %v; want one naming REDIS_URL, the forms and %q", err, wantErr)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("error %q shows the password", err)
+		}
+		return Redis{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, true
 }
 
 func TestRedisNewClient(t *testing.T) {
