@@ -85,11 +85,8 @@ func (w *Web) submit(rw http.ResponseWriter, r *http.Request) {
 		w.refuse(rw, r, http.StatusServiceUnavailable, "redis_error", "the job queue refused the job; not queued: try again")
 	case errors.Is(err, jobs.ErrNotReplicated):
 		w.deps.Logger.ErrorContext(logCtx, "job not confirmed by replicas", "type", req.Type, "error", err)
-		w.deps.Metrics.Rejected(w.Name(), "unknown")
-		rw.Header().Set("Location", "/api/jobs/"+id)
-		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"id": id, "status": "unknown",
-			"error": "the job is on the Redis primary but not confirmed by enough replicas (REDIS_WAIT_REPLICAS), so a failover could lose it. GET /api/jobs/" + id +
-				" tells whether it is there, or send the request again with the same Idempotency-Key"})
+		w.answerUnknown(rw, id, "the job is on the Redis primary but not confirmed by enough replicas (REDIS_WAIT_REPLICAS), so a failover could lose it. GET /api/jobs/"+id+
+			" tells whether it is there, or send the request again with the same Idempotency-Key")
 	case err != nil && existed:
 		// The key had queued a job, whose record could not be read now.
 		w.deps.Logger.WarnContext(logging.With(r.Context(), logging.KeyJobID, info.ID), "idempotent replay: the job exists but could not be read", "error", err)
@@ -98,11 +95,8 @@ func (w *Web) submit(rw http.ResponseWriter, r *http.Request) {
 			"error": "this Idempotency-Key queued job " + info.ID + " already; its record cannot be read now: GET /api/jobs/" + info.ID + " later"})
 	case err != nil:
 		w.deps.Logger.ErrorContext(logCtx, "job submission outcome unknown", "type", req.Type, "error", err)
-		w.deps.Metrics.Rejected(w.Name(), "unknown")
-		rw.Header().Set("Location", "/api/jobs/"+id)
-		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"id": id, "status": "unknown",
-			"error": "Redis did not answer in time: the job may or may not be queued. GET /api/jobs/" + id +
-				" tells (404 means not queued), or send the request again with the same Idempotency-Key"})
+		w.answerUnknown(rw, id, "Redis did not answer in time: the job may or may not be queued. GET /api/jobs/"+id+
+			" tells (404 means not queued), or send the request again with the same Idempotency-Key")
 	case existed:
 		w.deps.Logger.InfoContext(logging.With(r.Context(), logging.KeyJobID, info.ID), "idempotent replay", "type", req.Type)
 		rw.Header().Set("Idempotent-Replayed", "true")
@@ -192,6 +186,15 @@ func invalidUTF8At(b []byte) int {
 func (w *Web) refuse(rw http.ResponseWriter, r *http.Request, code int, reason, msg string) {
 	w.deps.Metrics.Rejected(w.Name(), reason)
 	writeError(rw, code, msg)
+}
+
+// answerUnknown answers 503 "unknown" for a job the bot cannot tell is
+// safely queued: it counts the refusal as "unknown" and names the job id
+// to look up, in Location and in the body, with msg as the error.
+func (w *Web) answerUnknown(rw http.ResponseWriter, id, msg string) {
+	w.deps.Metrics.Rejected(w.Name(), "unknown")
+	rw.Header().Set("Location", "/api/jobs/"+id)
+	writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"id": id, "status": "unknown", "error": msg})
 }
 
 // redisContext bounds the Redis calls of one request.
