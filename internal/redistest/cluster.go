@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -190,18 +189,18 @@ func (c *Cluster) ReplicasOf(t testing.TB, masterAddr string) []string {
 // frozen master's replica may take its place.
 func (c *Cluster) Freeze(t testing.TB, addr string) (thaw func()) {
 	t.Helper()
+	return c.node(t, "Freeze", addr).process().freeze(t)
+}
+
+// node returns the node at addr, or fails the test saying which call
+// (what) named a node that is not the cluster's.
+func (c *Cluster) node(t testing.TB, what, addr string) *clusterNode {
+	t.Helper()
 	i := slices.Index(c.Addrs(), addr)
 	if i < 0 {
-		t.Fatalf("redistest: Freeze(%s): not a node of the cluster (%v)", addr, c.Addrs())
+		t.Fatalf("redistest: %s(%s): not a node of the cluster (%v)", what, addr, c.Addrs())
 	}
-	pid := c.nodes[i].process().cmd.Process.Pid
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatalf("redistest: Freeze(%s): %v", addr, err)
-	}
-	var once sync.Once
-	thaw = func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) }
-	t.Cleanup(thaw)
-	return thaw
+	return c.nodes[i]
 }
 
 // Kill kills the node at addr with SIGKILL, as a crash would, and returns
@@ -213,11 +212,7 @@ func (c *Cluster) Freeze(t testing.TB, addr string) (thaw func()) {
 // process does not exit.
 func (c *Cluster) Kill(t testing.TB, addr string) {
 	t.Helper()
-	i := slices.Index(c.Addrs(), addr)
-	if i < 0 {
-		t.Fatalf("redistest: Kill(%s): not a node of the cluster (%v)", addr, c.Addrs())
-	}
-	if err := c.nodes[i].process().kill(); err != nil {
+	if err := c.node(t, "Kill", addr).process().kill(); err != nil {
 		t.Fatalf("redistest: Kill(%s): %v", addr, err)
 	}
 }
@@ -232,11 +227,7 @@ func (c *Cluster) Kill(t testing.TB, addr string) {
 // (another process may have taken its port meanwhile).
 func (c *Cluster) Restart(t testing.TB, addr string) {
 	t.Helper()
-	i := slices.Index(c.Addrs(), addr)
-	if i < 0 {
-		t.Fatalf("redistest: Restart(%s): not a node of the cluster (%v)", addr, c.Addrs())
-	}
-	n := c.nodes[i]
+	n := c.node(t, "Restart", addr)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	select {

@@ -140,9 +140,16 @@ func (s *Server) Freeze(t testing.TB) (thaw func()) {
 	if proc == nil {
 		t.Fatal("redistest: Freeze: the server is stopped")
 	}
-	pid := proc.cmd.Process.Pid
+	return proc.freeze(t)
+}
+
+// freeze suspends the process (SIGSTOP) and returns the function that
+// resumes it (SIGCONT), called at the end of the test in any case.
+func (p *process) freeze(t testing.TB) (thaw func()) {
+	t.Helper()
+	pid := p.cmd.Process.Pid
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatalf("redistest: freeze: %v", err)
+		t.Fatalf("redistest: freeze %s: %v", p.logPath, err)
 	}
 	var once sync.Once
 	thaw = func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) }
