@@ -114,4 +114,9 @@ func TestDashboardRetriesDeadJobAndPausesQueue(t *testing.T) {
 	tab.click("the confirmation", `#confirm-yes`)
 	tab.waitFor("the queue shown running", "document.querySelector('"+q+`[data-paused="0"]')`)
 	testbin.WaitFor(t, 15*time.Second, "the held job to run after the resume", func() bool { return a.status(t, held) == jobs.StatusSucceeded })
+
+	// A fragment that is not valid percent-encoding (a bare "%") still
+	// leaves a working page, as on the dashboard.
+	tab.open(a.url + "/assets/jobs.html" + frag + "&note=%zz")
+	tab.waitFor("the jobs listed despite a malformed fragment", "document.querySelector('"+row+"')")
 }

@@ -8,8 +8,19 @@
 const api = "../api/admin";
 const frag = Object.fromEntries(location.hash.slice(1).split("&").filter(Boolean).map((kv) => {
   const i = kv.indexOf("=");
-  return i < 0 ? [kv, ""] : [kv.slice(0, i), decodeURIComponent(kv.slice(i + 1))];
+  return i < 0 ? [kv, ""] : [kv.slice(0, i), decodeOr(kv.slice(i + 1))];
 }));
+
+// decodeOr percent-decodes s, or returns it as it is when it is not valid
+// percent-encoding (a token with a bare "%"), as the dashboard does, so a
+// malformed fragment never leaves the page blank.
+function decodeOr(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
 const $ = (id) => document.getElementById(id);
 
 async function call(method, path) {
